@@ -1,0 +1,28 @@
+"""dipddpm: Deep Image Prior denoising with DDPM-staged targets and a stop that needs no clean image."""
+
+__version__ = "0.1.0"
+
+from .api import denoise
+from .config import DenoiserConfig, StagingConfig, StoppingConfig
+from .engine import TrainConfig
+from .errors import InputError
+from .nets import NetConfig
+from .noise import add_gaussian_noise, estimate_sigma
+from .restore import STOPPERS, DIPDenoiser, restore_tensor
+from .result import Restoration
+
+__all__ = [
+    "STOPPERS",
+    "DIPDenoiser",
+    "DenoiserConfig",
+    "InputError",
+    "NetConfig",
+    "Restoration",
+    "StagingConfig",
+    "StoppingConfig",
+    "TrainConfig",
+    "add_gaussian_noise",
+    "denoise",
+    "estimate_sigma",
+    "restore_tensor",
+]

@@ -1,0 +1,182 @@
+"""The numpy entry point, in scikit-image style: ``denoise(image, sigma=None, *, channel_axis=None, ...)``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from .config import DenoiserConfig
+from .errors import InputError
+from .progress import ProgressBar
+from .restore import DEFAULT_STOPPER, resolve_device, restore_tensor
+from .result import Restoration
+
+__all__ = ["denoise", "from_unit_range", "to_unit_range"]
+
+
+def to_unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Map an image to floats in [0, 1]; return it with the offset and scale that undo the map.
+
+    uint8 and uint16 divide by 255 and 65535; floats already in [0, 1] stay; other floats map
+    ``[min(0, lo), max(1, hi)]`` affinely onto [0, 1]. Booleans become 0/1.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+
+    Returns
+    -------
+    unit : numpy.ndarray
+        float64 in [0, 1].
+    offset, scale : float
+        ``image ~= offset + scale * unit``.
+    """
+    image = np.asarray(image)
+    if image.dtype == np.bool_:
+        return image.astype(np.float64), 0.0, 1.0
+    if image.dtype.kind == "u" and image.dtype.itemsize <= 2:
+        scale = float(np.iinfo(image.dtype).max)
+        return image.astype(np.float64) / scale, 0.0, scale
+    if image.dtype.kind != "f":
+        raise InputError(f"unsupported pixel type {image.dtype}; use uint8, uint16 or float")
+    unit = image.astype(np.float64)
+    if not np.all(np.isfinite(unit)):
+        raise InputError("the image has NaN or infinite pixels")
+    lo, hi = min(0.0, float(unit.min())), max(1.0, float(unit.max()))
+    return (unit - lo) / (hi - lo), lo, hi - lo
+
+
+def from_unit_range(unit: np.ndarray, offset: float, scale: float, dtype: np.dtype) -> np.ndarray:
+    """Inverse of :func:`to_unit_range`, rounding and clipping for integer ``dtype``."""
+    values = offset + scale * np.asarray(unit, dtype=np.float64)
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return values >= 0.5
+    if dtype.kind == "u":
+        return np.clip(np.round(values), 0, np.iinfo(dtype).max).astype(dtype)
+    return values.astype(dtype)
+
+
+def _channels_last(image: np.ndarray, channel_axis: int | None, name: str) -> np.ndarray:
+    image = np.asarray(image)
+    if channel_axis is None:
+        if image.ndim != 2:
+            raise InputError(f"{name} has shape {image.shape}: a grey image is 2-D; for colour pass channel_axis "
+                             f"(e.g. channel_axis=-1)")
+        return image[..., None]
+    if image.ndim != 3:
+        raise InputError(f"{name} has shape {image.shape}: with channel_axis it must be 3-D")
+    image = np.moveaxis(image, channel_axis, -1)
+    if not 1 <= image.shape[-1] <= 4:
+        raise InputError(f"{name} has {image.shape[-1]} channels; expected 1 (grey), 2 (grey+alpha), 3 (RGB) "
+                         f"or 4 (RGBA)")
+    return image
+
+
+def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
+            stopper: str = DEFAULT_STOPPER, max_iter: int | None = None, seed: int = 0, device: str = "auto",
+            reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
+            preserve_dtype: bool = False, progress: bool | None = False,
+            return_info: bool = False) -> np.ndarray | Restoration:
+    """Denoise one image with a Deep Image Prior trained on staged targets, stopping by itself.
+
+    Stage ``k`` fits ``y + s_k z`` (one fixed ``z``, decreasing ``s_k``); the final stage fits
+    ``y + a sigma z`` and the run stops at the minimum of ``||xbar - (y - sigma/a z)||^2``, which
+    equals the true error plus a known constant. No clean image is needed.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        Noisy image: (H, W) grey, or with a channel axis of 1-4 channels (grey, grey+alpha, RGB,
+        RGBA; alpha is returned unchanged). uint8, uint16 or float (floats in [0, 1] are taken as
+        they are; others are mapped affinely).
+    sigma : float, optional
+        Noise standard deviation: for integer images in units of the [0, 1] range (``25/255``
+        for 8-bit sigma 25), for float images in the data's units. Estimated with the wavelet
+        MAD estimator when None. ``Restoration.sigma_used`` is always in [0, 1] units.
+    channel_axis : int, optional
+        Axis of channels; None for a 2-D grey image.
+    stopper : str
+        ``recorruption`` (default), ``es-wmv``, ``es-emv``, ``discrepancy``, ``fixed``,
+        ``schedule-end`` or ``oracle`` (needs ``reference``; evaluation only).
+    max_iter : int, optional
+        Iteration budget (default: the config's).
+    seed : int
+        Random seed; runs with the same seed on the same device repeat exactly on CPU.
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
+    reference : numpy.ndarray, optional
+        Clean image, EVALUATION ONLY: adds PSNR numbers and the oracle to the result; the run and
+        its stop are unchanged.
+    watch : sequence of str
+        Extra stoppers to record alongside the deciding one.
+    config : DenoiserConfig, optional
+        Full settings.
+    preserve_dtype : bool
+        Return the input's dtype and range instead of floats.
+    progress : bool or None
+        Progress bar on stderr (None: only on a terminal).
+    return_info : bool
+        Return a :class:`~dipddpm.result.Restoration` (with ``.image``) instead of the array.
+
+    Returns
+    -------
+    numpy.ndarray or Restoration
+        The restored image, same shape as ``image``; float64 unless ``preserve_dtype``.
+
+    Examples
+    --------
+    >>> from dipddpm import denoise                                   # doctest: +SKIP
+    >>> restored = denoise(noisy, channel_axis=-1)                    # doctest: +SKIP
+    >>> info = denoise(noisy, 25 / 255, channel_axis=-1, return_info=True)  # doctest: +SKIP
+    >>> info.stop_iteration, info.estimated_psnr                      # doctest: +SKIP
+    """
+    start = time.perf_counter()
+    original = np.asarray(image)
+    hwc = _channels_last(original, channel_axis, "image")
+    unit, offset, scale = to_unit_range(hwc)
+    colour = 1 if hwc.shape[-1] <= 2 else 3
+    if sigma is not None:
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)) \
+                or not np.isfinite(sigma) or sigma <= 0:
+            raise InputError(f"sigma must be a positive number, got {sigma!r}")
+        sigma = float(sigma) * (1.0 if original.dtype.kind in "ub" else 1.0 / scale)
+    config = config or DenoiserConfig()
+    if max_iter is not None:
+        if max_iter < 1:
+            raise InputError("max_iter must be at least 1")
+        config = replace(config, train=replace(config.train, max_iter=int(max_iter)))
+    dev = resolve_device(device)
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a[..., :colour].transpose(2, 0, 1))).float()[None].to(dev)
+
+    ref = None
+    if reference is not None:
+        ref_hwc = _channels_last(reference, channel_axis, "reference")
+        if ref_hwc.shape[:2] != hwc.shape[:2] or ref_hwc.shape[-1] < colour:
+            raise InputError(f"the reference has shape {np.shape(reference)}, the image {original.shape}")
+        ref = tensor(to_unit_range(ref_hwc)[0])
+    bar = ProgressBar(progress)
+    try:
+        result = restore_tensor(tensor(unit), sigma, config=config, stopper=stopper, watch=watch, reference=ref,
+                                seed=seed, callbacks=(bar,))
+    finally:
+        bar.close()
+    restored = unit.copy()
+    restored[..., :colour] = result.image[0].permute(1, 2, 0).double().cpu().numpy()
+    if preserve_dtype:
+        restored = from_unit_range(restored, offset, scale, original.dtype)
+    else:
+        restored = offset + scale * restored
+    if channel_axis is None:
+        restored = restored[..., 0]
+    else:
+        restored = np.moveaxis(restored, -1, channel_axis)
+    result.image = restored
+    result.seconds = time.perf_counter() - start
+    return result if return_info else restored

@@ -1,0 +1,173 @@
+"""Command line: ``dipddpm demo``, ``dipddpm denoise``, ``dipddpm estimate-sigma``.
+
+A thin skin over the Python API. Every error is one line on stderr with a non-zero exit status;
+outputs are checked for writability before any work and written atomically.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .api import denoise, to_unit_range
+from .engine import TrainingDiverged
+from .errors import InputError
+from .io import check_writable, read_image, write_image
+from .noise import estimate_sigma
+from .restore import DEFAULT_STOPPER, STOPPERS
+
+__all__ = ["cli", "main", "parse_sigma"]
+
+_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
+
+
+def parse_sigma(text: str) -> float:
+    """Parse a noise level: ``0.098`` or ``25/255`` (image units, in (0, 1)).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InputError
+        Not a number, not positive, or not below 1 (a hint suggests ``N/255``).
+    """
+    match = _FRACTION.match(text)
+    try:
+        value = float(match.group(1)) / float(match.group(2)) if match else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--sigma {text!r} is not a number; write it like 0.098 or 25/255") from None
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(f"--sigma must be positive, got {text}")
+    if value >= 1:
+        raise InputError(f"--sigma is in image units (0..1); did you mean {text}/255?")
+    return value
+
+
+def _channel_axis(image: np.ndarray) -> int | None:
+    return None if image.ndim == 2 else -1
+
+
+def _stopper(name: str) -> str:
+    if name not in STOPPERS:
+        raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)}")
+    return name
+
+
+def _say(quiet: bool, text: str) -> None:
+    if not quiet:
+        click.echo(text)
+
+
+def _report(info, quiet: bool) -> None:
+    est = "n/a" if info.estimated_psnr is None else f"{info.estimated_psnr:.2f} dB"
+    _say(quiet, f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})")
+    _say(quiet, f"stopped at iteration {info.stop_iteration} of {info.iterations_run} by {info.stopped_by}; "
+                f"estimated PSNR {est}; {info.seconds:.1f} s")
+    if info.evaluation is not None:
+        ev = info.evaluation
+        _say(quiet, f"[evaluation only, with the reference] noisy {ev['noisy_psnr']:.2f} dB, restored "
+                    f"{ev['ref_psnr']:.2f} dB, oracle peak {ev['oracle_psnr']:.2f} dB at iteration "
+                    f"{ev['oracle_iteration']} (gap {ev['oracle_psnr'] - ev['ref_psnr']:.2f} dB)")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dipddpm")
+def cli():
+    """Deep Image Prior denoising with DDPM-staged targets and an automatic stop."""
+
+
+@cli.command("denoise")
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="Output image (.png, .jpg, .tif); same dtype as the input.")
+@click.option("--sigma", help="Noise level in image units, e.g. 0.098 or 25/255 (estimated if omitted).")
+@click.option("--stopper", default=DEFAULT_STOPPER, show_default=True,
+              help=f"One of: {', '.join(STOPPERS)} (oracle needs --ref and is evaluation only).")
+@click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--ref", "ref_path", type=click.Path(path_type=Path),
+              help="Clean reference, for EVALUATION ONLY (PSNR numbers; the run is unchanged).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's details as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
+def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, device, ref_path, json_path, quiet):
+    """Denoise the image IN and write it to OUT."""
+    image = read_image(input_path)
+    check_writable(output_path)
+    if json_path is not None:
+        check_writable(json_path, suffixes=(".json",))
+    sigma_value = parse_sigma(sigma) if sigma is not None else None
+    reference = read_image(ref_path) if ref_path is not None else None
+    info = denoise(image, sigma_value, channel_axis=_channel_axis(image), stopper=_stopper(stopper),
+                   max_iter=max_iter, seed=seed, device=device, reference=reference,
+                   preserve_dtype=True, progress=False if quiet else None, return_info=True)
+    write_image(output_path, info.image)
+    if json_path is not None:
+        info.to_json(json_path)
+    _report(info, quiet)
+    _say(quiet, f"wrote {output_path}" + (f" and {json_path}" if json_path else ""))
+
+
+@cli.command("estimate-sigma")
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+def estimate_sigma_command(input_path):
+    """Print the estimated noise level of IN (wavelet MAD), in image units and in 8-bit units."""
+    image = read_image(input_path)
+    unit = to_unit_range(image)[0]
+    colour = unit[..., :3] if unit.ndim == 3 and unit.shape[-1] in (3, 4) else (
+        unit[..., 0] if unit.ndim == 3 else unit)
+    value = estimate_sigma(colour, channel_axis=_channel_axis(colour))
+    click.echo(f"{value:.5f}  (= {value * 255:.2f}/255)")
+
+
+@cli.command("demo")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("dipddpm-demo"), show_default=True,
+              help="Folder for the images and the plot.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the restoration.")
+@click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget (default: the usual one).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True)
+def demo_command(out_dir, seed, max_iter, device, quiet):
+    """Denoise the bundled image at sigma = 25/255 and compare with the clean original."""
+    from .demo import run_demo
+
+    run_demo(out_dir, seed=seed, max_iter=max_iter, device=device, quiet=quiet, echo=click.echo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dipddpm`` console script; returns the exit status."""
+    try:
+        result = cli.main(args=argv, prog_name="dipddpm", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("dipddpm: interrupted", err=True)
+        return 130
+    except click.ClickException as err:
+        click.echo(f"dipddpm: error: {err.format_message()}", err=True)
+        return err.exit_code
+    except InputError as err:
+        click.echo(f"dipddpm: error: {err}", err=True)
+        return 2
+    except TrainingDiverged as err:
+        click.echo(f"dipddpm: error: {err}", err=True)
+        return 1
+    except OSError as err:
+        click.echo(f"dipddpm: error: {err.filename or ''}: {err.strerror or err}".replace(": : ", ": "), err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("dipddpm: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Settings of a restoration: the curriculum, the stoppers and the training loop, as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .engine import TrainConfig
+from .schedule import SCHEDULES
+
+__all__ = ["TRANSITION_RULES", "DenoiserConfig", "StagingConfig", "StoppingConfig"]
+
+TRANSITION_RULES = ("noise-floor", "fixed", "seed", "seed-corrected")
+
+
+@dataclass(frozen=True)
+class StagingConfig:
+    """How the staged targets are chosen and when stages change.
+
+    Attributes
+    ----------
+    num_stages : int
+        ``K``, including the final stage ``y + a sigma z``. 1 means no staging.
+    s_max_factor : float
+        ``s_1 / sigma`` of geometric stages.
+    ratio : float
+        ``a``: the final stage trains on ``y + a sigma z`` and validates on ``y - (sigma / a) z``.
+    timesteps : tuple of int
+        If given, the non-final stages sit at these DDPM timesteps instead of geometric scales.
+    schedule : str
+        DDPM beta schedule (for ``timesteps`` and the seed's budget formula).
+    rule : str
+        Stage transitions: ``noise-floor`` (default), ``fixed`` (``budgets``), ``seed`` (the seed's
+        ``E(i)`` as written) or ``seed-corrected``.
+    delta : float
+        Margin of the noise-floor rule.
+    min_iter, max_iter : int
+        Bounds of a non-final stage under the noise-floor rule; ``max_iter`` is also the final
+        stage's budget for the ``schedule-end`` stopper.
+    budgets : tuple of int
+        Iterations per stage for the ``fixed`` rule (one per stage).
+    seed_e_max, seed_a, seed_k : float
+        ``E_max``, ``a`` and ``k`` of the seed's formula.
+    """
+
+    num_stages: int = 3
+    s_max_factor: float = 4.0
+    ratio: float = 0.5
+    timesteps: tuple[int, ...] = ()
+    schedule: str = "linear"
+    rule: str = "noise-floor"
+    delta: float = 0.02
+    min_iter: int = 50
+    max_iter: int = 500
+    budgets: tuple[int, ...] = ()
+    seed_e_max: int = 1000
+    seed_a: float = 0.5
+    seed_k: float = 3.0
+
+    def __post_init__(self):
+        if self.num_stages < 1:
+            raise ValueError("num_stages must be at least 1")
+        if self.ratio <= 0:
+            raise ValueError("the validation ratio a must be positive")
+        if self.rule not in TRANSITION_RULES:
+            raise ValueError(f"unknown stage rule {self.rule!r}; choose one of {', '.join(TRANSITION_RULES)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 < self.min_iter <= self.max_iter:
+            raise ValueError("need 0 < min_iter <= max_iter")
+
+
+@dataclass(frozen=True)
+class StoppingConfig:
+    """Parameters of the stoppers.
+
+    Attributes
+    ----------
+    patience : int
+        Recorruption stopper: iterations without a new validation minimum.
+    wmv_window, wmv_patience : int
+        ES-WMV's window ``W`` and patience ``P``.
+    emv_alpha : float
+        ES-EMV's smoothing factor.
+    discrepancy_tau : float
+        Discrepancy stopper: stop when ``||xbar - y||^2 / N <= tau sigma^2``.
+    fixed_iterations : int
+        The ``fixed`` stopper's iteration count.
+    """
+
+    patience: int = 300
+    wmv_window: int = 100
+    wmv_patience: int = 1000
+    emv_alpha: float = 0.1
+    discrepancy_tau: float = 1.0
+    fixed_iterations: int = 1800
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Everything that defines a restoration run except the image, sigma and seed."""
+
+    train: TrainConfig = field(default_factory=TrainConfig)
+    staging: StagingConfig = field(default_factory=StagingConfig)
+    stopping: StoppingConfig = field(default_factory=StoppingConfig)
+
+    def to_dict(self) -> dict:
+        """Nested plain dictionary (JSON-ready)."""
+        return asdict(self)

@@ -1,0 +1,243 @@
+"""The training loop: one DIP run that composes a curriculum, stoppers and callbacks.
+
+Per iteration: jitter the fixed input ``u``, one Adam step on the MSE to the current stage's
+target, update the EMA of outputs, let the curriculum and every stopper observe, record the
+history, call the callbacks. A non-finite loss or output restores the last good weights and
+halves the learning rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from .curriculum import Curriculum
+from .nets import NetConfig, SkipUNet, padded_size
+from .stopping import Observation, Stopper
+
+__all__ = ["RunRecord", "StepInfo", "TrainConfig", "TrainingDiverged", "run"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one DIP run.
+
+    Attributes
+    ----------
+    lr : float
+        Adam learning rate.
+    input_jitter : float
+        Standard deviation of the Gaussian jitter added to ``u`` each step ("reg noise").
+    ema_decay : float
+        ``xbar <- d * xbar + (1 - d) * f``.
+    output : {"ema", "raw"}
+        Which stream the run returns (and stoppers keep).
+    max_iter : int
+        Upper bound on iterations.
+    snapshot_every : int
+        How often the weights are saved for the divergence guard.
+    lr_backoff : float
+        Factor applied to the learning rate after a non-finite step.
+    max_failures : int
+        Consecutive non-finite steps after which the run gives up.
+    net : NetConfig
+        The generator's shape.
+    """
+
+    lr: float = 0.01
+    input_jitter: float = 1.0 / 30.0
+    ema_decay: float = 0.99
+    output: str = "ema"
+    max_iter: int = 3000
+    snapshot_every: int = 50
+    lr_backoff: float = 0.5
+    max_failures: int = 10
+    net: NetConfig = field(default_factory=NetConfig)
+
+    def __post_init__(self):
+        if self.lr <= 0 or self.max_iter < 1 or self.input_jitter < 0 or not 0 <= self.ema_decay < 1:
+            raise ValueError("need lr > 0, max_iter >= 1, input_jitter >= 0 and 0 <= ema_decay < 1")
+        if self.output not in ("ema", "raw"):
+            raise ValueError("output must be 'ema' or 'raw'")
+
+
+@dataclass
+class StepInfo:
+    """What callbacks receive after each iteration."""
+
+    iteration: int
+    max_iter: int
+    stage: int
+    num_stages: int
+    loss: float
+    criterion: float | None
+    output: torch.Tensor
+    net: torch.nn.Module
+
+
+@dataclass
+class RunRecord:
+    """Outcome of :func:`run`.
+
+    Attributes
+    ----------
+    output : torch.Tensor
+        The iterate chosen by the deciding stopper, shape ``(1, C, H, W)``.
+    stop_iteration : int
+        Its iteration.
+    stopped_by : str
+        Name of the deciding stopper, or ``"max-iter"`` when the budget ended the run first.
+    iterations_run : int
+        Iterations actually trained.
+    history : dict of str to list
+        Per iteration: ``iteration``, ``stage``, ``loss``, ``lr`` and one column per stopper.
+    events : list of str
+        Things worth knowing (stage changes, divergence recoveries).
+    seconds : float
+        Wall time of the loop.
+    stage_starts : list of int
+        Iteration at which each reached stage began.
+    """
+
+    output: torch.Tensor
+    stop_iteration: int
+    stopped_by: str
+    iterations_run: int
+    history: dict[str, list]
+    events: list[str]
+    seconds: float
+    stage_starts: list[int]
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when training keeps producing non-finite values after every recovery."""
+
+
+class _Checkpoint:
+    """The last good weights and optimiser state, for recovering from a non-finite step."""
+
+    def __init__(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer):
+        self.net, self.optimizer = net, optimizer
+        self.save(0)
+
+    def save(self, iteration: int) -> None:
+        self.iteration = iteration
+        self.state = (copy.deepcopy(self.net.state_dict()), copy.deepcopy(self.optimizer.state_dict()))
+
+    def restore(self, lr_factor: float) -> float:
+        """Reload the saved state, scale the learning rate, return the new rate."""
+        self.net.load_state_dict(self.state[0])
+        self.optimizer.load_state_dict(self.state[1])
+        for group in self.optimizer.param_groups:
+            group["lr"] *= lr_factor
+        self.lr_factor = lr_factor
+        return self.optimizer.param_groups[0]["lr"]
+
+
+def _crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    top = (image.shape[-2] - height) // 2
+    left = (image.shape[-1] - width) // 2
+    return image[..., top:top + height, left:left + width]
+
+
+def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, config: TrainConfig,
+        seed: int = 0, callbacks: tuple[Callable[[StepInfo], None], ...] = ()) -> RunRecord:
+    """Train one DIP generator through the curriculum until the deciding stopper fires.
+
+    Parameters
+    ----------
+    curriculum : Curriculum
+        Targets and stage transitions (holds ``y`` and ``z``).
+    stoppers : dict of str to Stopper
+        All stoppers that watch the run.
+    deciding : str
+        Key of the stopper that ends the run; it returns its chosen iterate.
+    config : TrainConfig
+        Optimisation settings.
+    seed : int
+        Seeds the network's initialisation, the input ``u`` and the jitter.
+    callbacks : tuple of callables
+        Each is called with a :class:`StepInfo` after every iteration.
+
+    Returns
+    -------
+    RunRecord
+    """
+    if deciding not in stoppers:
+        raise ValueError(f"the deciding stopper {deciding!r} is not among the stoppers")
+    y = curriculum.observation
+    device = y.device
+    _, channels, height, width = y.shape
+    ph, pw = padded_size(height, width, config.net.depth)
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = SkipUNet(channels, config.net).to(device)
+    code = (0.1 * torch.rand(1, config.net.input_channels, ph, pw, generator=generator)).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    checkpoint = _Checkpoint(net, optimizer)
+
+    history: dict[str, list] = {"iteration": [], "stage": [], "loss": [], "lr": []}
+    history.update({name: [] for name in stoppers})
+    events: list[str] = []
+    stage_starts = [0]
+    ema: torch.Tensor | None = None
+    failures = 0
+    iteration = 0
+    stopped_by = "max-iter"
+    start = time.perf_counter()
+    while iteration < config.max_iter:
+        jitter = torch.randn(code.shape, generator=generator).to(device) * config.input_jitter
+        optimizer.zero_grad(set_to_none=True)
+        raw = _crop(net(code + jitter), height, width)
+        loss = torch.mean((raw - curriculum.target) ** 2)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            failures += 1
+            if failures > config.max_failures:
+                raise TrainingDiverged(f"training diverged: {failures} non-finite steps in a row")
+            lr = checkpoint.restore(config.lr_backoff)
+            events.append(f"iteration {iteration + 1}: non-finite loss; restored the weights of iteration "
+                          f"{checkpoint.iteration}, lr -> {lr:.3g}")
+            continue
+        failures = 0
+        loss.backward()
+        optimizer.step()
+        iteration += 1
+        raw = raw.detach()
+        ema = raw.clone() if ema is None else ema.mul_(config.ema_decay).add_(raw, alpha=1.0 - config.ema_decay)
+        stage = curriculum.stage
+        final_stage = curriculum.is_final
+        if curriculum.update(loss_value):
+            stage_starts.append(iteration)
+            events.append(f"iteration {iteration}: stage {curriculum.stage + 1}/{len(curriculum.stages)} "
+                          f"(s = {curriculum.stages[curriculum.stage].scale:.4g})")
+        obs = Observation(iteration=iteration, output=ema if config.output == "ema" else raw, raw=raw,
+                          stage=stage, final_stage=final_stage, schedule_finished=curriculum.finished)
+        fired = {name: s.observe(obs) for name, s in stoppers.items()}
+        history["iteration"].append(iteration)
+        history["stage"].append(stage)
+        history["loss"].append(loss_value)
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        for name, s in stoppers.items():
+            history[name].append(s.value)
+        if iteration % config.snapshot_every == 0:
+            checkpoint.save(iteration)
+        info = StepInfo(iteration, config.max_iter, stage, len(curriculum.stages), loss_value,
+                        stoppers[deciding].value, obs.output, net)
+        for callback in callbacks:
+            callback(info)
+        if fired[deciding]:
+            stopped_by = deciding
+            break
+    chosen = stoppers[deciding]
+    if chosen.best_output is None:
+        raise TrainingDiverged("the run ended before the deciding stopper saw a valid iterate")
+    return RunRecord(output=chosen.best_output, stop_iteration=chosen.best_iteration, stopped_by=stopped_by,
+                     iterations_run=iteration, history=history, events=events,
+                     seconds=time.perf_counter() - start, stage_starts=stage_starts)

@@ -1,0 +1,48 @@
+"""A terminal progress bar for a training run (a callback of the training loop)."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm.auto import tqdm
+
+from .engine import StepInfo
+
+__all__ = ["ProgressBar"]
+
+
+class ProgressBar:
+    """tqdm bar showing the stage, the training loss and the deciding stopper's criterion.
+
+    Shown only on a terminal (``disable=None`` lets tqdm decide) unless ``enabled`` is forced.
+    Call :meth:`close` when the run ends.
+
+    Parameters
+    ----------
+    enabled : bool or None
+        True: always; False: never; None: only when stderr is a terminal.
+    """
+
+    def __init__(self, enabled: bool | None = None):
+        self.enabled = enabled
+        self._bar: tqdm | None = None
+
+    def __call__(self, info: StepInfo) -> None:
+        """Advance the bar by one iteration."""
+        if self._bar is None:
+            disable = None if self.enabled is None else not self.enabled
+            self._bar = tqdm(total=info.max_iter, unit="it", disable=disable, file=sys.stderr,
+                             dynamic_ncols=True, leave=False)
+        if self._bar.disable:
+            return
+        self._bar.update(1)
+        if info.iteration % 10 == 0:
+            criterion = "-" if info.criterion is None else f"{info.criterion:.3e}"
+            self._bar.set_postfix_str(f"stage {info.stage + 1}/{info.num_stages} loss {info.loss:.3e} "
+                                      f"criterion {criterion}", refresh=False)
+
+    def close(self) -> None:
+        """Remove the bar from the terminal."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

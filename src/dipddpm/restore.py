@@ -1,0 +1,233 @@
+"""Torch-level restoration: compose the curriculum, the stoppers and the training loop.
+
+:func:`restore_tensor` restores one ``(1, C, H, W)`` tensor; :class:`DIPDenoiser` is a module for
+``(B, C, H, W)`` batches (each image gets its own network). The clean reference, when given,
+reaches only the oracle stopper and the evaluation numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import DenoiserConfig, StagingConfig, StoppingConfig
+from .curriculum import (
+    Curriculum,
+    FixedBudgetRule,
+    NoiseFloorRule,
+    Stage,
+    geometric_stages,
+    seed_budgets,
+    timestep_stages,
+)
+from .engine import StepInfo, run
+from .errors import InputError
+from .noise import estimate_sigma
+from .result import Restoration
+from .stopping import (
+    DiscrepancyStopper,
+    ExponentialVarianceStopper,
+    FixedStopper,
+    OracleStopper,
+    RecorruptionStopper,
+    ScheduleEndStopper,
+    Stopper,
+    WindowedVarianceStopper,
+)
+
+__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "resolve_device", "restore_tensor"]
+
+STOPPERS = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
+DEFAULT_STOPPER = "recorruption"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else is checked to exist."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device 'cuda' was asked for but CUDA is not available")
+    return dev
+
+
+def build_stages(sigma: float, cfg: StagingConfig) -> list[Stage]:
+    """The stages for noise level ``sigma``: DDPM timesteps if given, else geometric scales."""
+    if cfg.timesteps:
+        return timestep_stages(list(cfg.timesteps), sigma, cfg.ratio, cfg.schedule)
+    return geometric_stages(sigma, cfg.num_stages, cfg.s_max_factor, cfg.ratio, cfg.schedule)
+
+
+def _build_rule(stages: list[Stage], cfg: StagingConfig) -> NoiseFloorRule | FixedBudgetRule:
+    if cfg.rule == "noise-floor":
+        return NoiseFloorRule(delta=cfg.delta, min_iter=cfg.min_iter, max_iter=cfg.max_iter, final_iter=cfg.max_iter)
+    if cfg.rule == "fixed":
+        if len(cfg.budgets) != len(stages):
+            raise InputError(f"the fixed stage rule needs {len(stages)} budgets, got {len(cfg.budgets)}")
+        return FixedBudgetRule(tuple(cfg.budgets))
+    budgets = seed_budgets(np.array([s.beta for s in stages]), cfg.seed_e_max, cfg.seed_a, cfg.seed_k,
+                           corrected=cfg.rule == "seed-corrected")
+    return FixedBudgetRule(tuple(budgets))
+
+
+def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, config: DenoiserConfig,
+                   reference: torch.Tensor | None, clipped: bool) -> Stopper:
+    st: StoppingConfig = config.stopping
+    a = config.staging.ratio
+    if name == "recorruption":
+        return RecorruptionStopper(y, z, sigma, a, st.patience, clipped=clipped)
+    if name == "es-wmv":
+        return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
+    if name == "es-emv":
+        return ExponentialVarianceStopper(st.emv_alpha, st.wmv_patience)
+    if name == "discrepancy":
+        return DiscrepancyStopper(y, sigma, st.discrepancy_tau)
+    if name == "fixed":
+        return FixedStopper(st.fixed_iterations)
+    if name == "schedule-end":
+        return ScheduleEndStopper()
+    if name == "oracle":
+        if reference is None:
+            raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
+        return OracleStopper(reference)
+    raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)}")
+
+
+def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
+    mse = float(torch.mean((image.double() - reference.double()) ** 2))
+    return -10.0 * math.log10(mse) if mse > 0 else math.inf
+
+
+def _seeds(seed: int) -> tuple[int, int]:
+    """Independent seeds for the training loop and for ``z``."""
+    state = np.random.SeedSequence(seed).generate_state(2)
+    return int(state[0]), int(state[1])
+
+
+def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
+                   stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
+                   seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = ()) -> Restoration:
+    """Restore one noisy image tensor.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``y``, shape ``(1, C, H, W)``, values in [0, 1], on the device to run on.
+    sigma : float, optional
+        Noise standard deviation in image units; estimated from ``y`` when None.
+    config : DenoiserConfig, optional
+        Settings (defaults when None).
+    stopper : str
+        The stopper that ends the run, one of :data:`STOPPERS`.
+    watch : sequence of str
+        Further stoppers that only observe (their results are in ``Restoration.stoppers``).
+    reference : torch.Tensor, optional
+        Clean image for EVALUATION ONLY: adds the oracle stopper and PSNR numbers; it changes
+        nothing else in the run.
+    seed : int
+        Seed of ``z``, the input code, the initialisation and the jitter.
+    callbacks : sequence of callables
+        Called with a :class:`~dipddpm.engine.StepInfo` after each iteration.
+
+    Returns
+    -------
+    Restoration
+        With ``image`` a ``(1, C, H, W)`` tensor.
+    """
+    start = time.perf_counter()
+    config = config or DenoiserConfig()
+    if observation.ndim != 4 or observation.shape[0] != 1:
+        raise InputError(f"expected a (1, C, H, W) tensor, got shape {tuple(observation.shape)}")
+    if not torch.isfinite(observation).all():
+        raise InputError("the image has NaN or infinite values")
+    names = list(dict.fromkeys([stopper, *watch] + (["oracle"] if reference is not None else [])))
+    unknown = [n for n in names if n not in STOPPERS]
+    if unknown:
+        raise InputError(f"unknown stopper {unknown[0]!r}; choose one of {', '.join(STOPPERS)}")
+    if reference is not None and reference.shape != observation.shape:
+        raise InputError(f"the reference has shape {tuple(reference.shape)}, the image {tuple(observation.shape)}")
+    if sigma is None:
+        image = observation[0].permute(1, 2, 0).double().cpu().numpy()
+        sigma = estimate_sigma(image, channel_axis=-1)
+        source = "estimated"
+        if not sigma > 0:
+            raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
+    else:
+        source = "given"
+        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
+            raise InputError(f"sigma must be a positive number, got {sigma!r}")
+    sigma = float(sigma)
+
+    train_seed, noise_seed = _seeds(seed)
+    z = torch.randn(observation.shape, generator=torch.Generator().manual_seed(noise_seed),
+                    dtype=observation.dtype).to(observation.device)
+    stages = build_stages(sigma, config.staging)
+    curriculum = Curriculum(observation, z, stages, sigma, _build_rule(stages, config.staging))
+    clipped = bool(observation.min() >= 0 and observation.max() <= 1)
+    stoppers = {name: _build_stopper(name, observation, z, sigma, config, reference, clipped) for name in names}
+    record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks))
+
+    summaries = {name: s.summary() for name, s in stoppers.items()}
+    evaluation = None
+    if reference is not None:
+        for name, s in stoppers.items():
+            summaries[name]["ref_psnr"] = None if s.best_output is None else _psnr(s.best_output, reference)
+        oracle = stoppers["oracle"]
+        evaluation = {"note": "evaluation only: computed with the clean reference, never used by the run",
+                      "ref_psnr": _psnr(record.output, reference), "oracle_psnr": oracle.best_value,
+                      "oracle_iteration": oracle.best_iteration, "noisy_psnr": _psnr(observation, reference),
+                      "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
+    recorruption = stoppers.get("recorruption")
+    return Restoration(
+        image=record.output, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
+        iterations_run=record.iterations_run,
+        estimated_psnr=recorruption.estimated_psnr if recorruption is not None else None,
+        sigma_used=sigma, sigma_source=source, seed=seed, device=str(observation.device),
+        seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
+        stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
+        stoppers=summaries, evaluation=evaluation, config=config.to_dict())
+
+
+class DIPDenoiser(nn.Module):
+    """Deep Image Prior denoiser with staged targets and an automatic stop, for ``(B, C, H, W)`` tensors.
+
+    It has no trainable state of its own: every call fits a fresh generator to each image.
+
+    Parameters
+    ----------
+    config : DenoiserConfig, optional
+        Settings.
+    stopper : str
+        The deciding stopper.
+    seed : int
+        Seed (image ``b`` of a batch uses ``seed + b``).
+
+    Examples
+    --------
+    >>> denoiser = DIPDenoiser()                        # doctest: +SKIP
+    >>> x_hat = denoiser(y, sigma=25 / 255)             # doctest: +SKIP
+    >>> denoiser.last_results[0].stop_iteration         # doctest: +SKIP
+    """
+
+    def __init__(self, config: DenoiserConfig | None = None, stopper: str = DEFAULT_STOPPER, seed: int = 0):
+        super().__init__()
+        self.config = config or DenoiserConfig()
+        self.stopper = stopper
+        self.seed = seed
+        self.last_results: list[Restoration] = []
+
+    def forward(self, y: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """Restore each image of the batch ``y`` (values in [0, 1]); sigma estimated per image if None."""
+        if y.ndim != 4:
+            raise InputError(f"expected a (B, C, H, W) tensor, got shape {tuple(y.shape)}")
+        self.last_results = [restore_tensor(y[b:b + 1], sigma, config=self.config, stopper=self.stopper,
+                                            seed=self.seed + b) for b in range(y.shape[0])]
+        return torch.cat([r.image for r in self.last_results], dim=0)

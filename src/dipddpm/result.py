@@ -1,0 +1,162 @@
+"""The result of a restoration and its JSON form."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .io import atomic_write
+
+__all__ = ["Restoration", "versions"]
+
+
+def versions() -> dict[str, str]:
+    """Versions of dipddpm, its main dependencies and Python."""
+    import skimage
+    import torch
+
+    from . import __version__
+
+    return {"dipddpm": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-image": skimage.__version__, "python": platform.python_version()}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@dataclass
+class Restoration:
+    """What a restoration produced, how it stopped, and with what settings.
+
+    Attributes
+    ----------
+    image : numpy.ndarray or torch.Tensor
+        The restored image (numpy, the input's shape, for :func:`dipddpm.denoise`; a tensor for
+        the torch restorer).
+    stop_iteration : int
+        Iteration of the returned iterate.
+    stopper : str
+        The stopper that chose it.
+    stopped_by : str
+        The stopper's name if it fired, ``"max-iter"`` if the iteration budget ended the run.
+    iterations_run : int
+        Iterations trained.
+    estimated_psnr : float or None
+        The recorruption stopper's PSNR estimate of the result (no clean image used), in dB.
+    sigma_used : float
+        Noise standard deviation used, image units in [0, 1].
+    sigma_source : str
+        ``"given"`` or ``"estimated"`` (wavelet MAD).
+    seed : int
+        Seed of the run.
+    device : str
+        Torch device.
+    seconds : float
+        Wall time of the whole restoration.
+    seconds_training : float
+        Wall time of the training loop.
+    history : dict of str to list
+        Per-iteration ``loss``, ``stage``, ``lr`` and each stopper's criterion. The ``oracle``
+        column (PSNR against the reference) exists only when a reference was given.
+    stage_starts : list of int
+        Iteration at which each reached stage began.
+    stage_scales : list of float
+        ``s_k`` of every stage.
+    events : list of str
+        Stage changes and recoveries.
+    stoppers : dict
+        Where every watching stopper stopped (or would have) and what it returned.
+    evaluation : dict or None
+        Only with a reference (EVALUATION ONLY): ``ref_psnr`` of the result, ``oracle_psnr`` and
+        ``oracle_iteration`` of the run, and each stopper's PSNR.
+    config : dict
+        The settings.
+    versions : dict
+        Package versions.
+    """
+
+    image: Any
+    stop_iteration: int
+    stopper: str
+    stopped_by: str
+    iterations_run: int
+    estimated_psnr: float | None
+    sigma_used: float
+    sigma_source: str
+    seed: int
+    device: str
+    seconds: float
+    seconds_training: float
+    history: dict[str, list]
+    stage_starts: list[int]
+    stage_scales: list[float]
+    events: list[str]
+    stoppers: dict[str, dict]
+    evaluation: dict | None
+    config: dict
+    versions: dict = field(default_factory=versions)
+
+    def to_dict(self, history: bool = True) -> dict:
+        """JSON-ready dictionary of everything but the image.
+
+        The flat keys ``stop_iteration``, ``sigma_used``, ``sigma_source``, ``estimated_psnr``,
+        ``iterations_run``, ``seconds`` are always present; ``ref_psnr``, ``oracle_psnr`` and
+        ``oracle_iteration`` when a reference was given.
+
+        Parameters
+        ----------
+        history : bool
+            Include the per-iteration history.
+        """
+        out = {
+            "stop_iteration": self.stop_iteration, "stopper": self.stopper, "stopped_by": self.stopped_by,
+            "iterations_run": self.iterations_run, "estimated_psnr": self.estimated_psnr,
+            "sigma_used": self.sigma_used, "sigma_source": self.sigma_source, "seed": self.seed,
+            "device": self.device, "seconds": self.seconds, "seconds_training": self.seconds_training,
+            "stage_starts": self.stage_starts, "stage_scales": self.stage_scales, "events": self.events,
+            "stoppers": self.stoppers,
+        }
+        if self.evaluation is not None:
+            out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
+            out["evaluation"] = self.evaluation
+        out["config"] = self.config
+        out["versions"] = self.versions
+        if history:
+            out["history"] = self.history
+        return _clean(out)
+
+    def to_json(self, path: str | os.PathLike | None = None, history: bool = True) -> str:
+        """Serialise to JSON; written atomically to ``path`` when given.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            File to write.
+        history : bool
+            Include the per-iteration history.
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
+        text = json.dumps(self.to_dict(history=history), indent=1)
+        if path is not None:
+            atomic_write(path, (text + "\n").encode())
+        return text

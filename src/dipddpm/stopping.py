@@ -1,0 +1,452 @@
+"""Stoppers: decide, from the training trajectory alone, which iterate to return and when to stop.
+
+Every stopper has one method, :meth:`Stopper.observe`, called once per iteration with an
+:class:`Observation`; it returns True once the stopper has fired. Many stoppers can watch one
+run; after the run each one tells where it stopped (``fired_at``, or ``None`` when the run
+ended first) and what it would return (``best_iteration``, ``best_output``).
+
+Only :class:`OracleStopper` sees a clean image; it is evaluation only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .noise import clipped_noise_moments
+
+__all__ = [
+    "DiscrepancyStopper",
+    "ExponentialVarianceStopper",
+    "FixedStopper",
+    "Observation",
+    "OracleStopper",
+    "RecorruptionStopper",
+    "ScheduleEndStopper",
+    "Stopper",
+    "WindowedVarianceStopper",
+    "estimated_psnr",
+    "recorruption_offset",
+    "validation_target",
+]
+
+
+@dataclass
+class Observation:
+    """What a stopper sees after one training step.
+
+    Attributes
+    ----------
+    iteration : int
+        Steps done so far (1-based).
+    output : torch.Tensor
+        The image the run would return now (EMA of outputs by default), detached.
+    raw : torch.Tensor
+        The network's raw output of this step, detached.
+    stage : int
+        Curriculum stage of this step (0-based).
+    final_stage : bool
+        Whether the step trained on the final stage's target.
+    schedule_finished : bool
+        Whether the final stage has spent its budget.
+    """
+
+    iteration: int
+    output: torch.Tensor
+    raw: torch.Tensor
+    stage: int
+    final_stage: bool
+    schedule_finished: bool
+
+
+def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.mean((a - b) ** 2))
+
+
+class Stopper:
+    """Base class. Subclasses implement :meth:`_update` and set ``value`` (their criterion).
+
+    Attributes
+    ----------
+    name : str
+        Registry name.
+    value : float or None
+        The criterion at the last observed iteration (``None`` until defined).
+    best_iteration : int or None
+        Iteration of the iterate this stopper returns.
+    best_output : torch.Tensor or None
+        That iterate.
+    fired_at : int or None
+        Iteration at which it decided to stop.
+    """
+
+    name = "stopper"
+    evaluation_only = False
+
+    def __init__(self):
+        self.value: float | None = None
+        self.best_iteration: int | None = None
+        self.best_output: torch.Tensor | None = None
+        self.fired_at: int | None = None
+
+    def observe(self, obs: Observation) -> bool:
+        """Update with one iteration; True once this stopper has fired (it then stays frozen)."""
+        if self.fired_at is None and self._update(obs):
+            self.fired_at = obs.iteration
+        return self.fired_at is not None
+
+    def _update(self, obs: Observation) -> bool:
+        raise NotImplementedError
+
+    def _keep(self, obs: Observation) -> None:
+        self.best_iteration = obs.iteration
+        self.best_output = obs.output.clone()
+
+    def summary(self) -> dict:
+        """JSON-ready description of where this stopper stopped."""
+        return {"name": self.name, "fired_at": self.fired_at, "best_iteration": self.best_iteration,
+                "evaluation_only": self.evaluation_only}
+
+
+class _MinimumWithPatience(Stopper):
+    """Keep the iterate with the lowest ``value``; fire ``patience`` iterations after it."""
+
+    def __init__(self, patience: int):
+        super().__init__()
+        if patience < 1:
+            raise ValueError("patience must be at least 1")
+        self.patience = patience
+        self.best_value = math.inf
+
+    def _criterion(self, obs: Observation) -> float | None:
+        raise NotImplementedError
+
+    def _patience_start(self, obs: Observation) -> int:
+        return self.best_iteration or 0
+
+    def _update(self, obs: Observation) -> bool:
+        self.value = self._criterion(obs)
+        if self.value is None:
+            return False
+        if self.value < self.best_value:
+            self.best_value = self.value
+            self._keep(obs)
+        return obs.iteration - self._patience_start(obs) >= self.patience
+
+
+def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float) -> torch.Tensor:
+    """The recorruption validation copy ``ytilde = y - (sigma / a) * z``.
+
+    For Gaussian ``n``, ``n + a sigma z`` and ``n - (sigma / a) z`` are uncorrelated,
+    hence independent: a net trained on ``y + a sigma z`` never sees ``ytilde``'s noise.
+
+    Parameters
+    ----------
+    observation, noise : torch.Tensor
+        ``y`` and the fixed ``z``.
+    sigma : float
+        Noise standard deviation of ``y``.
+    ratio : float
+        ``a > 0``.
+
+    Returns
+    -------
+    torch.Tensor
+    """
+    return observation - (sigma / ratio) * noise
+
+
+def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> float:
+    """Expected noise energy of the validation copy: ``s_e^2 + (sigma/a)^2 * mean(z^2)``.
+
+    ``E ||xbar - ytilde||^2 / N = MSE(xbar, x) + s_e^2 + (sigma/a)^2 mean(z^2)`` where ``s_e^2``
+    is the mean energy of the observation's noise. Without clipping ``s_e^2 = sigma^2`` and,
+    with ``mean(z^2) -> 1``, this is the ``sigma^2 (1 + 1/a^2)`` of the method. For an observation
+    clipped to [0, 1], pass an estimate of the clean image: ``s_e^2`` is then the mean second
+    moment of clipped noise at those grey levels (:func:`dipddpm.noise.clipped_noise_moments`),
+    which is smaller near black and white. Using the drawn ``z`` removes its sampling error.
+
+    Parameters
+    ----------
+    sigma : float
+        Noise standard deviation of ``y`` (before clipping).
+    ratio : float
+        ``a``.
+    noise : torch.Tensor
+        The fixed ``z``.
+    estimate : torch.Tensor, optional
+        Estimate of the clean image, for a clipped observation.
+
+    Returns
+    -------
+    float
+    """
+    if estimate is None:
+        energy = sigma**2
+    else:
+        clean = estimate.detach().double().clamp(0.0, 1.0).cpu().numpy()
+        energy = float(np.mean(clipped_noise_moments(clean, sigma)[1]))
+    return energy + (sigma / ratio) ** 2 * float(torch.mean(noise.double() ** 2))
+
+
+def estimated_psnr(validation_mse: float, offset: float) -> float | None:
+    """``PSNR_hat = -10 log10(validation_mse - offset)``, or None when the difference is <= 0.
+
+    Parameters
+    ----------
+    validation_mse : float
+        ``||xbar - ytilde||^2 / N``.
+    offset : float
+        From :func:`recorruption_offset`.
+
+    Returns
+    -------
+    float or None
+        Estimated PSNR in dB for a data range of 1.
+    """
+    excess = validation_mse - offset
+    return -10.0 * math.log10(excess) if excess > 0 else None
+
+
+class RecorruptionStopper(_MinimumWithPatience):
+    """Minimum of the recorruption validation error (the default stopper).
+
+    The final stage trains on ``y + a sigma z``; the stopper watches
+    ``v_t = ||xbar_t - ytilde||^2 / N`` with ``ytilde = y - (sigma/a) z``. Because the two noises
+    are independent, ``E v_t = MSE(xbar_t, x) + offset`` (:func:`recorruption_offset`): the
+    argmin of ``v_t`` estimates the best iterate without the clean image. In earlier stages
+    (``s_k > a sigma``) the training noise is negatively correlated with ``ytilde``'s, so
+    ``v_t`` over-estimates the error there and cannot cause an early stop; patience counts only
+    from the start of the final stage.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``y``.
+    noise : torch.Tensor
+        The fixed ``z``.
+    sigma : float
+        Noise standard deviation of ``y``.
+    ratio : float
+        ``a``.
+    patience : int
+        Iterations without a new minimum (within the final stage) before firing.
+    clipped : bool
+        Whether ``y`` was clipped to [0, 1] (then the PSNR estimate allows for the smaller noise
+        near black and white).
+    """
+
+    name = "recorruption"
+
+    def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
+                 patience: int = 300, clipped: bool = True):
+        super().__init__(patience)
+        self.validation = validation_target(observation, noise, sigma, ratio)
+        self.noise = noise
+        self.sigma = sigma
+        self.ratio = ratio
+        self.clipped = clipped
+        self.final_start: int | None = None
+
+    def _criterion(self, obs: Observation) -> float:
+        return _mse(obs.output, self.validation)
+
+    def _patience_start(self, obs: Observation) -> int:
+        if not obs.final_stage:
+            return obs.iteration
+        if self.final_start is None:
+            self.final_start = obs.iteration
+        return max(self.final_start, self.best_iteration or 0)
+
+    @property
+    def offset(self) -> float | None:
+        """Noise energy of ``ytilde`` at the returned iterate (:func:`recorruption_offset`)."""
+        if self.best_output is None:
+            return None
+        return recorruption_offset(self.sigma, self.ratio, self.noise, self.best_output if self.clipped else None)
+
+    @property
+    def estimated_psnr(self) -> float | None:
+        """``PSNR_hat`` of the returned iterate (dB), see :func:`estimated_psnr`."""
+        return estimated_psnr(self.best_value, self.offset) if self.best_output is not None else None
+
+    def summary(self) -> dict:
+        return {**super().summary(), "estimated_psnr": self.estimated_psnr, "validation_mse": self.best_value,
+                "offset": self.offset}
+
+
+class WindowedVarianceStopper(_MinimumWithPatience):
+    """ES-WMV (Wang et al., TMLR 2023): minimum of the windowed moving variance of the outputs.
+
+    ``VAR_t = 1/(W N) sum_{w=0}^{W-1} ||x_{t-w} - mean_W||^2`` over the last ``W`` raw outputs;
+    fire when it has not reached a new minimum for ``patience`` iterations.
+
+    Parameters
+    ----------
+    window : int
+        ``W``.
+    patience : int
+        ``P``.
+    """
+
+    name = "es-wmv"
+
+    def __init__(self, window: int = 100, patience: int = 1000):
+        super().__init__(patience)
+        if window < 2:
+            raise ValueError("window must be at least 2")
+        self.window = window
+        self._frames: deque[torch.Tensor] = deque()
+        self._sum: torch.Tensor | None = None
+        self._sum_sq: torch.Tensor | None = None
+
+    def _criterion(self, obs: Observation) -> float | None:
+        frame = obs.raw.double()
+        if self._sum is None:
+            self._sum = torch.zeros_like(frame)
+            self._sum_sq = torch.zeros_like(frame)
+        self._frames.append(frame)
+        self._sum += frame
+        self._sum_sq += frame * frame
+        if len(self._frames) > self.window:
+            old = self._frames.popleft()
+            self._sum -= old
+            self._sum_sq -= old * old
+        if len(self._frames) < self.window:
+            return None
+        mean = self._sum / self.window
+        return float(torch.mean(self._sum_sq / self.window - mean * mean))
+
+
+class ExponentialVarianceStopper(_MinimumWithPatience):
+    """ES-EMV: the exponential moving variance variant of ES-WMV, O(1) memory.
+
+    ``d = x_t - m``; ``m <- m + alpha d``; ``v <- (1 - alpha)(v + alpha d^2)``; criterion
+    ``mean(v)``, same patience rule as ES-WMV.
+
+    Parameters
+    ----------
+    alpha : float
+        Smoothing factor in (0, 1).
+    patience : int
+        ``P``.
+    warmup : int
+        Iterations before the criterion counts (the moving variance starts at zero).
+    """
+
+    name = "es-emv"
+
+    def __init__(self, alpha: float = 0.1, patience: int = 1000, warmup: int = 100):
+        super().__init__(patience)
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must lie in (0, 1)")
+        self.alpha = alpha
+        self.warmup = warmup
+        self._mean: torch.Tensor | None = None
+        self._var: torch.Tensor | None = None
+
+    def _criterion(self, obs: Observation) -> float | None:
+        frame = obs.raw.double()
+        if self._mean is None:
+            self._mean = frame.clone()
+            self._var = torch.zeros_like(frame)
+            return None
+        d = frame - self._mean
+        self._mean += self.alpha * d
+        self._var = (1.0 - self.alpha) * (self._var + self.alpha * d * d)
+        return float(torch.mean(self._var)) if obs.iteration > self.warmup else None
+
+
+class DiscrepancyStopper(Stopper):
+    """Morozov's discrepancy principle: stop when ``||xbar - y||^2 / N <= tau sigma^2``.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``y``.
+    sigma : float
+        Noise standard deviation of ``y``.
+    tau : float
+        Threshold factor.
+    """
+
+    name = "discrepancy"
+
+    def __init__(self, observation: torch.Tensor, sigma: float, tau: float = 1.0):
+        super().__init__()
+        self.observation = observation
+        self.threshold = tau * sigma**2
+
+    def _update(self, obs: Observation) -> bool:
+        self.value = _mse(obs.output, self.observation)
+        self._keep(obs)
+        return self.value <= self.threshold
+
+
+class FixedStopper(Stopper):
+    """Stop after a fixed number of iterations (DIP: 1800 or 3000).
+
+    Parameters
+    ----------
+    iterations : int
+        Where to stop.
+    """
+
+    name = "fixed"
+
+    def __init__(self, iterations: int):
+        super().__init__()
+        if iterations < 1:
+            raise ValueError("the fixed stop must be at least 1 iteration")
+        self.iterations = iterations
+
+    def _update(self, obs: Observation) -> bool:
+        self.value = float(obs.iteration)
+        self._keep(obs)
+        return obs.iteration >= self.iterations
+
+
+class ScheduleEndStopper(Stopper):
+    """The seed's behaviour: stop when the final stage has spent its budget."""
+
+    name = "schedule-end"
+
+    def _update(self, obs: Observation) -> bool:
+        self.value = float(obs.stage)
+        self._keep(obs)
+        return obs.schedule_finished
+
+
+class OracleStopper(Stopper):
+    """EVALUATION ONLY: the iterate with the highest PSNR against the clean reference.
+
+    Never fires; it needs the clean image, which a real user does not have.
+
+    Parameters
+    ----------
+    reference : torch.Tensor
+        The clean image, same shape as the outputs, in [0, 1].
+    """
+
+    name = "oracle"
+    evaluation_only = True
+
+    def __init__(self, reference: torch.Tensor):
+        super().__init__()
+        self.reference = reference
+        self.best_value = -math.inf
+
+    def _update(self, obs: Observation) -> bool:
+        mse = _mse(obs.output, self.reference)
+        self.value = -10.0 * math.log10(mse) if mse > 0 else math.inf
+        if self.value > self.best_value:
+            self.best_value = self.value
+            self._keep(obs)
+        return False
+
+    def summary(self) -> dict:
+        return {**super().summary(), "psnr": self.best_value}

@@ -1,0 +1,165 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import smooth_image
+
+import dipddpm.cli as cli_module
+from dipddpm.cli import main, parse_sigma
+from dipddpm.errors import InputError
+from dipddpm.io import read_image, write_image
+
+FAST_ARGS = ["--max-iter", "25", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def small_network(monkeypatch):
+    """Keep the CLI fast: a tiny network through the same code path."""
+    from dipddpm import api
+    from dipddpm.config import DenoiserConfig, StagingConfig
+    from dipddpm.engine import TrainConfig
+    from dipddpm.nets import NetConfig
+
+    fast = DenoiserConfig(train=TrainConfig(net=NetConfig(channels=8, depth=3, input_channels=8)),
+                          staging=StagingConfig(num_stages=2, min_iter=5, max_iter=10))
+    original = api.denoise
+
+    def denoise(*args, **kwargs):
+        kwargs.setdefault("config", fast)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cli_module, "denoise", denoise)
+
+
+@pytest.fixture
+def noisy_png(tmp_path, rng):
+    clean = smooth_image(24, 20)
+    noisy = np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1)
+    write_image(tmp_path / "clean.png", np.round(clean * 255).astype(np.uint8))
+    return write_image(tmp_path / "noisy.png", np.round(noisy * 255).astype(np.uint8))
+
+
+def test_denoise_end_to_end(tmp_path, noisy_png, capsys):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--sigma", "25/255", "--json", str(js), *FAST_ARGS]) == 0
+    image = read_image(out)
+    assert image.shape == read_image(noisy_png).shape and image.dtype == np.uint8
+    data = json.loads(js.read_text())
+    assert data["sigma_used"] == pytest.approx(25 / 255) and data["sigma_source"] == "given"
+    assert data["iterations_run"] <= 25 and "ref_psnr" not in data
+    assert capsys.readouterr().out == ""
+
+
+def test_denoise_with_reference_reports_evaluation(tmp_path, noisy_png, capsys):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    code = main(["denoise", str(noisy_png), "-o", str(out), "--ref", str(tmp_path / "clean.png"), "--json", str(js),
+                 "--max-iter", "25"])
+    assert code == 0
+    data = json.loads(js.read_text())
+    assert data["sigma_source"] == "estimated"
+    for key in ("ref_psnr", "oracle_psnr", "oracle_iteration"):
+        assert key in data
+    assert len(data["history"]["oracle"]) == data["iterations_run"]
+    printed = capsys.readouterr().out
+    assert "evaluation only" in printed and "stopped at iteration" in printed
+
+
+@pytest.mark.parametrize("dtype,suffix,shape", [(np.uint16, ".png", (12, 10, 3)), (np.uint16, ".tif", (12, 10)),
+                                                (np.float32, ".tif", (12, 10, 3)), (np.uint8, ".png", (3, 5, 4)),
+                                                (np.uint8, ".png", (1, 50))])
+def test_unusual_images_keep_shape_and_dtype(tmp_path, rng, dtype, suffix, shape):
+    image = rng.random(shape)
+    image = image.astype(dtype) if dtype == np.float32 else (image * np.iinfo(dtype).max).astype(dtype)
+    src = write_image(tmp_path / f"in{suffix}", image)
+    out = tmp_path / f"out{suffix}"
+    assert main(["denoise", str(src), "-o", str(out), "--sigma", "0.1", *FAST_ARGS]) == 0
+    back = read_image(out)
+    assert back.dtype == image.dtype and back.shape == image.shape
+    if shape[-1] == 4:
+        assert np.array_equal(back[..., 3], image[..., 3])
+
+
+def _bad(tmp_path, noisy_png):
+    nan = tmp_path / "nan.tif"
+    tifffile.imwrite(nan, np.full((8, 8), np.nan, np.float32))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.png"
+    text.write_text("no pixels here")
+    out = str(tmp_path / "out.png")
+    return {
+        "missing file": (["denoise", str(tmp_path / "nope.png"), "-o", out], "no such file"),
+        "empty file": (["denoise", str(empty), "-o", out], "empty"),
+        "not an image": (["denoise", str(text), "-o", out], "not a readable image"),
+        "nan pixels": (["denoise", str(nan), "-o", out], "NaN"),
+        "negative sigma": (["denoise", str(noisy_png), "-o", out, "--sigma", "-0.1"], "positive"),
+        "text sigma": (["denoise", str(noisy_png), "-o", out, "--sigma", "abc"], "not a number"),
+        "sigma in 8-bit units": (["denoise", str(noisy_png), "-o", out, "--sigma", "25"], "25/255"),
+        "unwritable output": (["denoise", str(noisy_png), "-o", str(tmp_path / "no" / "o.png")], "does not exist"),
+        "bad output format": (["denoise", str(noisy_png), "-o", str(tmp_path / "o.gif")], "unknown output format"),
+        "unknown stopper": (["denoise", str(noisy_png), "-o", out, "--stopper", "magic"], "unknown stopper"),
+        "oracle without ref": (["denoise", str(noisy_png), "-o", out, "--stopper", "oracle"], "reference"),
+        "ref of another size": (["denoise", str(noisy_png), "-o", out, "--ref", str(noisy_png.parent / "small.png")],
+                                "reference"),
+        "missing output option": (["denoise", str(noisy_png)], "-o"),
+    }
+
+
+CASES = ["missing file", "empty file", "not an image", "nan pixels", "negative sigma", "text sigma",
+         "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper", "oracle without ref",
+         "ref of another size", "missing output option"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_line_and_writes_nothing(tmp_path, noisy_png, capsys, case):
+    write_image(tmp_path / "small.png", np.zeros((5, 5), np.uint8))
+    existing = tmp_path / "out.png"
+    existing.write_bytes(b"keep me")
+    args, message = _bad(tmp_path, noisy_png)[case]
+    code = main(args + ["--quiet"] if args[0] == "denoise" and "-o" in args else args)
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("dipddpm: error:") and message in err
+    assert existing.read_bytes() == b"keep me"
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".part")]
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dipddpm", "denoise", str(tmp_path / "missing.png"), "-o",
+                             str(tmp_path / "o.png")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("dipddpm: error:") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_estimate_sigma_command(tmp_path, rng, capsys):
+    flat = np.clip(0.5 + 0.1 * rng.standard_normal((64, 64, 3)), 0, 1)
+    path = write_image(tmp_path / "flat.tif", flat.astype(np.float32))
+    assert main(["estimate-sigma", str(path)]) == 0
+    value = float(capsys.readouterr().out.split()[0])
+    assert value == pytest.approx(0.1, rel=0.1)
+
+
+@pytest.mark.parametrize("text,value", [("0.1", 0.1), ("25/255", 25 / 255), (" 15 / 255 ", 15 / 255), ("1e-2", 0.01)])
+def test_parse_sigma(text, value):
+    assert parse_sigma(text) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1", "25", "x", "1/0", "nan", "inf"])
+def test_parse_sigma_rejects(text):
+    with pytest.raises(InputError):
+        parse_sigma(text)
+
+
+def test_demo_writes_its_files(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--max-iter", "20"]) == 0
+    for name in ("clean.png", "noisy.png", "restored.png", "curves.png", "comparison.png", "run.json"):
+        assert (out / name).stat().st_size > 0
+    printed = capsys.readouterr().out
+    for word in ("PSNR noisy", "PSNR restored", "PSNR oracle", "stop gap", "time"):
+        assert word in printed

@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+
+from dipddpm.curriculum import Curriculum, NoiseFloorRule, geometric_stages
+from dipddpm.engine import TrainConfig, TrainingDiverged, run
+from dipddpm.nets import NetConfig, SkipUNet
+from dipddpm.stopping import FixedStopper, OracleStopper, RecorruptionStopper
+
+SMALL = NetConfig(channels=8, depth=3, input_channels=8)
+
+
+def _setup(seed=0, shape=(1, 3, 20, 28)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(shape, generator=g)
+    y = (x + 0.1 * torch.randn(shape, generator=g)).clamp(0, 1)
+    z = torch.randn(shape, generator=g)
+    stages = geometric_stages(0.1, 2, 3.0, 0.5)
+    return x, y, z, Curriculum(y, z, stages, 0.1, NoiseFloorRule(min_iter=5, max_iter=10))
+
+
+def _run(seed=0, max_iter=25, callbacks=(), **stopper_kw):
+    x, y, z, cur = _setup()
+    stoppers = {"fixed": FixedStopper(stopper_kw.get("fixed", 1000)), "oracle": OracleStopper(x),
+                "recorruption": RecorruptionStopper(y, z, 0.1, 0.5, patience=5)}
+    cfg = TrainConfig(max_iter=max_iter, net=SMALL, snapshot_every=5)
+    return run(cur, stoppers, "fixed", cfg, seed=seed, callbacks=callbacks), stoppers
+
+
+def test_seeded_runs_repeat_exactly_on_cpu():
+    a, _ = _run(seed=3)
+    b, _ = _run(seed=3)
+    c, _ = _run(seed=4)
+    assert torch.equal(a.output, b.output)
+    assert a.history["loss"] == b.history["loss"]
+    assert not torch.equal(a.output, c.output)
+
+
+def test_history_and_callbacks_cover_every_iteration():
+    seen = []
+    record, stoppers = _run(max_iter=12, callbacks=(lambda info: seen.append(info.iteration),))
+    assert seen == list(range(1, 13))
+    assert record.history["iteration"] == seen
+    assert set(record.history) >= {"loss", "stage", "lr", "fixed", "oracle", "recorruption"}
+    assert all(len(v) == 12 for v in record.history.values())
+    assert record.stopped_by == "max-iter" and record.iterations_run == 12
+
+
+def test_the_deciding_stopper_ends_the_run_and_returns_its_iterate():
+    record, stoppers = _run(max_iter=100, fixed=7)
+    assert record.stopped_by == "fixed" and record.iterations_run == 7 and record.stop_iteration == 7
+    assert torch.equal(record.output, stoppers["fixed"].best_output)
+
+
+def test_stages_are_recorded_in_order():
+    record, _ = _run(max_iter=40)
+    stages = record.history["stage"]
+    assert stages[0] == 0 and max(stages) == 1
+    assert all(b >= a for a, b in zip(stages, stages[1:], strict=False))
+    assert record.stage_starts == [0, stages.index(1)]
+
+
+def test_non_finite_steps_restore_weights_and_lower_the_learning_rate():
+    poisoned = []
+
+    def poison(info):
+        if info.iteration == 8 and not poisoned:
+            poisoned.append(True)
+            with torch.no_grad():
+                next(info.net.parameters()).fill_(math.nan)
+
+    record, _ = _run(max_iter=20, callbacks=(poison,))
+    assert record.iterations_run == 20
+    assert any("non-finite" in e and "weights of iteration 5," in e for e in record.events)
+    assert record.history["lr"][-1] == pytest.approx(0.005)
+    assert torch.isfinite(record.output).all()
+    assert all(math.isfinite(v) for v in record.history["loss"])
+
+
+def test_persistent_divergence_raises(monkeypatch):
+    def nan_forward(self, u):
+        return torch.full((1, 3, u.shape[-2], u.shape[-1]), math.nan)
+
+    monkeypatch.setattr(SkipUNet, "forward", nan_forward)
+    x, y, z, cur = _setup()
+    cfg = TrainConfig(max_iter=30, net=SMALL, max_failures=3)
+    with pytest.raises(TrainingDiverged, match="4 non-finite steps"):
+        run(cur, {"fixed": FixedStopper(100)}, "fixed", cfg)
+
+
+def test_bad_train_config():
+    with pytest.raises(ValueError):
+        TrainConfig(lr=0)
+    with pytest.raises(ValueError):
+        TrainConfig(output="median")
+    x, y, z, cur = _setup()
+    with pytest.raises(ValueError):
+        run(cur, {"fixed": FixedStopper(3)}, "oracle", TrainConfig(max_iter=3, net=SMALL))
