@@ -54,6 +54,17 @@ def test_denoise_end_to_end(tmp_path, noisy_png, capsys):
     assert capsys.readouterr().out == ""
 
 
+def test_denoise_watch_and_plot(tmp_path, noisy_png, capsys):
+    out, plot, js = tmp_path / "out.png", tmp_path / "curves.png", tmp_path / "run.json"
+    code = main(["denoise", str(noisy_png), "-o", str(out), "--sigma", "0.1", "--watch", "es-emv,fixed:5",
+                 "--plot", str(plot), "--json", str(js), "--max-iter", "25"])
+    assert code == 0
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    data = json.loads(js.read_text())
+    assert data["stoppers"]["fixed:5"]["fired_at"] == 5
+    assert "fixed:5 would have stopped at iteration 5" in capsys.readouterr().out
+
+
 def test_denoise_with_reference_reports_evaluation(tmp_path, noisy_png, capsys):
     out, js = tmp_path / "out.png", tmp_path / "run.json"
     code = main(["denoise", str(noisy_png), "-o", str(out), "--ref", str(tmp_path / "clean.png"), "--json", str(js),
@@ -102,6 +113,10 @@ def _bad(tmp_path, noisy_png):
         "unwritable output": (["denoise", str(noisy_png), "-o", str(tmp_path / "no" / "o.png")], "does not exist"),
         "bad output format": (["denoise", str(noisy_png), "-o", str(tmp_path / "o.gif")], "unknown output format"),
         "unknown stopper": (["denoise", str(noisy_png), "-o", out, "--stopper", "magic"], "unknown stopper"),
+        "unknown watched stopper": (["denoise", str(noisy_png), "-o", out, "--watch", "es-wmv,magic"],
+                                    "unknown stopper"),
+        "bad plot format": (["denoise", str(noisy_png), "-o", out, "--plot", str(tmp_path / "p.gif")],
+                            "unknown output format"),
         "oracle without ref": (["denoise", str(noisy_png), "-o", out, "--stopper", "oracle"], "reference"),
         "ref of another size": (["denoise", str(noisy_png), "-o", out, "--ref", str(noisy_png.parent / "small.png")],
                                 "reference"),
@@ -110,7 +125,8 @@ def _bad(tmp_path, noisy_png):
 
 
 CASES = ["missing file", "empty file", "not an image", "nan pixels", "negative sigma", "text sigma",
-         "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper", "oracle without ref",
+         "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper",
+         "unknown watched stopper", "bad plot format", "oracle without ref",
          "ref of another size", "missing output option"]
 
 

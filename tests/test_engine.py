@@ -97,3 +97,8 @@ def test_bad_train_config():
     x, y, z, cur = _setup()
     with pytest.raises(ValueError):
         run(cur, {"fixed": FixedStopper(3)}, "oracle", TrainConfig(max_iter=3, net=SMALL))
+
+
+def test_a_callback_can_end_the_run():
+    record, _ = _run(max_iter=50, callbacks=(lambda info: info.iteration >= 9,))
+    assert record.stopped_by == "callback" and record.iterations_run == 9

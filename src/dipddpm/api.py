@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from .callbacks import ProgressBar
 from .config import DenoiserConfig
 from .errors import InputError
-from .progress import ProgressBar
 from .restore import DEFAULT_STOPPER, resolve_device, restore_tensor
 from .result import Restoration
 
@@ -80,7 +80,7 @@ def _channels_last(image: np.ndarray, channel_axis: int | None, name: str) -> np
 def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
             stopper: str = DEFAULT_STOPPER, max_iter: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
-            preserve_dtype: bool = False, progress: bool | None = False,
+            preserve_dtype: bool = False, progress: bool | None = False, callbacks: Sequence = (),
             return_info: bool = False) -> np.ndarray | Restoration:
     """Denoise one image with a Deep Image Prior trained on staged targets, stopping by itself.
 
@@ -120,6 +120,9 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         Return the input's dtype and range instead of floats.
     progress : bool or None
         Progress bar on stderr (None: only on a terminal).
+    callbacks : sequence of callables
+        Called after every iteration with a :class:`~dipddpm.engine.StepInfo` (e.g.
+        :class:`~dipddpm.callbacks.SnapshotRecorder`); one that returns True ends the run.
     return_info : bool
         Return a :class:`~dipddpm.result.Restoration` (with ``.image``) instead of the array.
 
@@ -164,7 +167,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     bar = ProgressBar(progress)
     try:
         result = restore_tensor(tensor(unit), sigma, config=config, stopper=stopper, watch=watch, reference=ref,
-                                seed=seed, callbacks=(bar,))
+                                seed=seed, callbacks=(bar, *callbacks))
     finally:
         bar.close()
     restored = unit.copy()

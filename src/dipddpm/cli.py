@@ -7,6 +7,7 @@ outputs are checked for writability before any work and written atomically.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .engine import TrainingDiverged
 from .errors import InputError
 from .io import check_writable, read_image, write_image
 from .noise import estimate_sigma
-from .restore import DEFAULT_STOPPER, STOPPERS
+from .restore import DEFAULT_STOPPER, STOPPERS, check_stopper_name
 
 __all__ = ["cli", "main", "parse_sigma"]
 
@@ -57,12 +58,6 @@ def _channel_axis(image: np.ndarray) -> int | None:
     return None if image.ndim == 2 else -1
 
 
-def _stopper(name: str) -> str:
-    if name not in STOPPERS:
-        raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)}")
-    return name
-
-
 def _say(quiet: bool, text: str) -> None:
     if not quiet:
         click.echo(text)
@@ -96,26 +91,45 @@ def cli():
 @click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--watch", default="", help="Extra stoppers to record alongside, comma-separated (e.g. es-wmv,fixed).")
 @click.option("--ref", "ref_path", type=click.Path(path_type=Path),
               help="Clean reference, for EVALUATION ONLY (PSNR numbers; the run is unchanged).")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's details as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+              help="Write the training curves figure (.png, .pdf or .svg).")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
-def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, device, ref_path, json_path, quiet):
+def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, device, watch, ref_path, json_path,
+                    plot_path, quiet):
     """Denoise the image IN and write it to OUT."""
     image = read_image(input_path)
     check_writable(output_path)
     if json_path is not None:
         check_writable(json_path, suffixes=(".json",))
+    if plot_path is not None:
+        check_writable(plot_path, suffixes=(".png", ".pdf", ".svg"))
     sigma_value = parse_sigma(sigma) if sigma is not None else None
+    watched = [check_stopper_name(name.strip()) for name in watch.split(",") if name.strip()]
     reference = read_image(ref_path) if ref_path is not None else None
-    info = denoise(image, sigma_value, channel_axis=_channel_axis(image), stopper=_stopper(stopper),
-                   max_iter=max_iter, seed=seed, device=device, reference=reference,
+    info = denoise(image, sigma_value, channel_axis=_channel_axis(image), stopper=check_stopper_name(stopper),
+                   watch=watched, max_iter=max_iter, seed=seed, device=device, reference=reference,
                    preserve_dtype=True, progress=False if quiet else None, return_info=True)
     write_image(output_path, info.image)
+    written = [str(output_path)]
     if json_path is not None:
         info.to_json(json_path)
+        written.append(str(json_path))
+    if plot_path is not None:
+        from .plots import plot_run, save_figure
+
+        save_figure(plot_run(info, title=f"{input_path.name}: sigma {info.sigma_used * 255:.1f}/255 "
+                                         f"({info.sigma_source})"), plot_path)
+        written.append(str(plot_path))
     _report(info, quiet)
-    _say(quiet, f"wrote {output_path}" + (f" and {json_path}" if json_path else ""))
+    for name in watched:
+        s = info.stoppers[name]
+        _say(quiet, f"  {name} would have stopped at iteration {s['fired_at'] or '- (not by the end)'} "
+                    f"and returned iteration {s['best_iteration']}")
+    _say(quiet, "wrote " + ", ".join(written))
 
 
 @cli.command("estimate-sigma")
@@ -142,6 +156,49 @@ def demo_command(out_dir, seed, max_iter, device, quiet):
     from .demo import run_demo
 
     run_demo(out_dir, seed=seed, max_iter=max_iter, device=device, quiet=quiet, echo=click.echo)
+
+
+def _number_list(text: str, kind: type, option: str) -> list:
+    try:
+        values = [kind(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InputError(f"{option} takes a comma-separated list of numbers, got {text!r}") from None
+    if not values:
+        raise InputError(f"{option} is empty")
+    return values
+
+
+@cli.command("bench")
+@click.option("--images", "folders", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Folder of clean images (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), help="Use the first N images (by name) of each folder.")
+@click.option("--sigma", "sigmas", default="15,25,50", show_default=True, help="Noise levels, 8-bit units.")
+@click.option("--seeds", default="0", show_default=True, help="Seeds, e.g. 0,1,2.")
+@click.option("--crop", type=click.IntRange(min=0), default=128, show_default=True,
+              help="Centre crop size (0: full images).")
+@click.option("--methods", help="Comma-separated methods (default: ours, dip, seed and the baselines); "
+                                "'list' prints them all.")
+@click.option("--max-iter", type=click.IntRange(min=1), default=3000, show_default=True,
+              help="Iteration budget of each DIP trajectory.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("bench-results"), show_default=True)
+@click.option("--resume/--fresh", default=True, show_default=True, help="Skip rows already done.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def bench_command(folders, limit, sigmas, seeds, crop, methods, max_iter, out_dir, resume, device, quiet):
+    """Benchmark stoppers and methods on clean images with synthetic noise; write tables and plots."""
+    from .bench import DEFAULT_METHODS, METHODS, BenchSpec, run_bench
+
+    if methods == "list":
+        for name, method in METHODS.items():
+            click.echo(f"{name:16s} {method.description}")
+        return
+    spec = BenchSpec(folders=[str(f) for f in folders], limit=limit, sigmas=_number_list(sigmas, float, "--sigma"),
+                     seeds=_number_list(seeds, int, "--seeds"), crop=crop or None,
+                     methods=[m.strip() for m in methods.split(",")] if methods else list(DEFAULT_METHODS),
+                     max_iter=max_iter, device=device,
+                     command="dipddpm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    out = run_bench(spec, out_dir, resume=resume, progress=False if quiet else None)
+    _say(quiet, f"wrote {out}/summary.md, results.csv, results.json and plots")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ class StagingConfig:
         ``s_1 / sigma`` of geometric stages.
     ratio : float
         ``a``: the final stage trains on ``y + a sigma z`` and validates on ``y - (sigma / a) z``.
+        0 trains the final stage on ``y`` itself (plain DIP; no recorruption stopper).
     timesteps : tuple of int
         If given, the non-final stages sit at these DDPM timesteps instead of geometric scales.
     schedule : str
@@ -59,8 +60,8 @@ class StagingConfig:
     def __post_init__(self):
         if self.num_stages < 1:
             raise ValueError("num_stages must be at least 1")
-        if self.ratio <= 0:
-            raise ValueError("the validation ratio a must be positive")
+        if self.ratio < 0:
+            raise ValueError("the validation ratio a must be non-negative (0: plain DIP on y)")
         if self.rule not in TRANSITION_RULES:
             raise ValueError(f"unknown stage rule {self.rule!r}; choose one of {', '.join(TRANSITION_RULES)}")
         if self.schedule not in SCHEDULES:

@@ -74,7 +74,7 @@ def _stages_for(scales: np.ndarray, schedule: str) -> list[Stage]:
     s_t = x0_noise_scale(alphas_cumprod(betas))
     stages = []
     for s in scales:
-        t = timestep_for_scale(s_t, float(s))
+        t = timestep_for_scale(s_t, float(s)) if s > 0 else 0
         stages.append(Stage(scale=float(s), timestep=t, beta=float(betas[t])))
     return stages
 
@@ -92,7 +92,7 @@ def geometric_stages(sigma: float, num_stages: int, s_max_factor: float, ratio: 
     s_max_factor : float
         ``s_1 / sigma``; must be ``>= ratio``.
     ratio : float
-        ``a``.
+        ``a``; 0 means plain DIP on ``y`` (then ``K`` must be 1).
     schedule : str
         DDPM schedule used only to attach a timestep and ``beta`` to each stage.
 
@@ -101,8 +101,12 @@ def geometric_stages(sigma: float, num_stages: int, s_max_factor: float, ratio: 
     list of Stage
         In order of decreasing noise.
     """
-    if sigma <= 0 or ratio <= 0:
-        raise ValueError("sigma and the validation ratio must be positive")
+    if sigma <= 0 or ratio < 0:
+        raise ValueError("sigma must be positive and the validation ratio non-negative")
+    if ratio == 0:
+        if num_stages != 1:
+            raise ValueError("geometric stages end at a * sigma, so they need a > 0")
+        return _stages_for(np.array([0.0]), schedule)
     if s_max_factor < ratio:
         raise ValueError("s_max_factor must be at least the validation ratio a")
     return _stages_for(geometric_scales(s_max_factor * sigma, ratio * sigma, num_stages), schedule)

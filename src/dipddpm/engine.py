@@ -78,6 +78,7 @@ class StepInfo:
     criterion: float | None
     output: torch.Tensor
     net: torch.nn.Module
+    stoppers: dict[str, Stopper]
 
 
 @dataclass
@@ -91,7 +92,8 @@ class RunRecord:
     stop_iteration : int
         Its iteration.
     stopped_by : str
-        Name of the deciding stopper, or ``"max-iter"`` when the budget ended the run first.
+        Name of the deciding stopper, ``"max-iter"`` when the budget ended the run first, or
+        ``"callback"`` when a callback asked to stop.
     iterations_run : int
         Iterations actually trained.
     history : dict of str to list
@@ -162,7 +164,8 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
     seed : int
         Seeds the network's initialisation, the input ``u`` and the jitter.
     callbacks : tuple of callables
-        Each is called with a :class:`StepInfo` after every iteration.
+        Each is called with a :class:`StepInfo` after every iteration; a callback that returns
+        True ends the run (the deciding stopper's iterate is still returned).
 
     Returns
     -------
@@ -229,11 +232,13 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
         if iteration % config.snapshot_every == 0:
             checkpoint.save(iteration)
         info = StepInfo(iteration, config.max_iter, stage, len(curriculum.stages), loss_value,
-                        stoppers[deciding].value, obs.output, net)
-        for callback in callbacks:
-            callback(info)
+                        stoppers[deciding].value, obs.output, net, stoppers)
+        asked = [callback(info) for callback in callbacks]
         if fired[deciding]:
             stopped_by = deciding
+            break
+        if any(asked):
+            stopped_by = "callback"
             break
     chosen = stoppers[deciding]
     if chosen.best_output is None:

@@ -1,7 +1,9 @@
-"""Figures of a run: training curves with stage bands and stop marks; image comparisons.
+"""Figures of a run: the schedule and staged targets, training curves with stage bands and stop marks,
+snapshots, image comparisons, and where every stopper would have ended the run.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state, no GUI
-backend needed). Colours are the Okabe-Ito palette, distinguishable with colour-blindness.
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot state, no GUI backend).
+Colours are the Okabe-Ito palette, which stays distinguishable with colour-blindness; lines also
+differ in style.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import os
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .io import atomic_write
 from .result import Restoration
+from .schedule import alphas_cumprod, beta_schedule, x0_noise_scale
 
-__all__ = ["COLORS", "plot_comparison", "plot_run", "save_figure"]
+__all__ = ["COLORS", "save_figure", "plot_schedule", "plot_targets", "plot_run", "plot_snapshots",
+           "plot_comparison", "plot_stoppers"]
 
 COLORS = {"loss": "#0072B2", "floor": "#000000", "estimate": "#D55E00", "truth": "#009E73",
           "stop": "#CC79A7", "oracle": "#E69F00", "band": "#56B4E9"}
+_CYCLE = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+_STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (1, 1)), (0, (3, 1, 1, 1))]
 
 
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> None:
@@ -30,14 +37,97 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = 120) -> None
     atomic_write(path, buffer.getvalue())
 
 
+def _show(ax, image: np.ndarray, title: str | None = None) -> None:
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    scale = 255 if image.dtype.kind in "ui" else 1
+    ax.imshow(np.clip(image / scale, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+
+
+def plot_schedule(stages, schedule: str = "linear", num_timesteps: int = 1000, sigma: float | None = None) -> Figure:
+    """The DDPM schedule (beta, abar, x0-space noise scale s_t) with the chosen stages marked.
+
+    Parameters
+    ----------
+    stages : list of Stage
+        From :func:`dipddpm.restore.build_stages`.
+    schedule : str
+        Beta schedule name.
+    num_timesteps : int
+        ``T``.
+    sigma : float, optional
+        Noise level of the observation, drawn as a reference line on the ``s_t`` panel.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    betas = beta_schedule(schedule, num_timesteps)
+    abar = alphas_cumprod(betas)
+    scale = x0_noise_scale(abar)
+    t = np.arange(num_timesteps)
+    fig = Figure(figsize=(11, 3.2), layout="constrained")
+    ax_b, ax_a, ax_s = fig.subplots(1, 3)
+    ax_b.plot(t, betas, color=COLORS["loss"])
+    ax_b.set_title(rf"$\beta_t$ ({schedule})", fontsize=10)
+    ax_a.plot(t, abar, color=COLORS["loss"])
+    ax_a.set_title(r"$\bar\alpha_t = \prod_{s \leq t}(1-\beta_s)$", fontsize=10)
+    ax_s.semilogy(t, scale, color=COLORS["loss"], label=r"$s_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}$")
+    for k, stage in enumerate(stages):
+        ax_s.axhline(stage.scale, color=_CYCLE[k % len(_CYCLE)], ls=_STYLES[k % len(_STYLES)], lw=1,
+                     label=f"stage {k + 1}: $s_k$ = {stage.scale:.3g} (t = {stage.timestep})" if stage.scale > 0
+                     else f"stage {k + 1}: target y")
+        for ax in (ax_b, ax_a):
+            ax.axvline(stage.timestep, color=_CYCLE[k % len(_CYCLE)], ls=_STYLES[k % len(_STYLES)], lw=1)
+    if sigma:
+        ax_s.axhline(sigma, color=COLORS["floor"], lw=0.8, ls=(0, (2, 2)), label=rf"$\sigma$ = {sigma:.3g}")
+    ax_s.set_title("x0-space noise scale (log)", fontsize=10)
+    ax_s.legend(fontsize=7, loc="lower right")
+    for ax in (ax_b, ax_a, ax_s):
+        ax.set_xlabel("timestep t")
+        ax.grid(True, alpha=0.3)
+    return fig
+
+
+def plot_targets(observation: np.ndarray, noise: np.ndarray, stages, sigma: float) -> Figure:
+    """Thumbnails of the staged targets ``y + s_k z`` (shown clipped to [0, 1]) next to ``y``.
+
+    Parameters
+    ----------
+    observation, noise : numpy.ndarray
+        ``y`` and ``z`` as (H, W) or (H, W, C).
+    stages : list of Stage
+    sigma : float
+        Noise level of ``y`` (for the titles' ``sigma_k``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(stages) + 1
+    fig = Figure(figsize=(2.6 * n, 2.9), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for k, stage in enumerate(stages):
+        _show(axes[k], observation + stage.scale * noise,
+              f"stage {k + 1}: y + {stage.scale:.3g} z\n" + rf"$\sigma_k$ = {math.hypot(sigma, stage.scale):.3g}")
+    _show(axes[-1], observation, f"observation y\n$\\sigma$ = {sigma:.3g}")
+    return fig
+
+
 def _stage_bands(ax, result: Restoration, last: int) -> None:
     edges = [*result.stage_starts, last]
     for k, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
         if k % 2 == 0:
-            ax.axvspan(a, b, color=COLORS["band"], alpha=0.12, lw=0)
+            ax.axvspan(a, b, color=COLORS["band"], alpha=0.15, lw=0)
 
 
-def _estimated_psnr_curve(result: Restoration) -> np.ndarray | None:
+def estimated_psnr_curve(result: Restoration) -> np.ndarray | None:
+    """``PSNR_hat`` at every iteration from the recorruption criterion (offset of the returned iterate)."""
     values = result.history.get("recorruption")
     offset = result.stoppers.get("recorruption", {}).get("offset")
     if values is None or offset is None:
@@ -69,7 +159,7 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     _stage_bands(ax_loss, result, last)
     _stage_bands(ax_psnr, result, last)
 
-    ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8, label="training MSE (vs. stage target)")
+    ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8, label="training MSE (vs. the stage's target)")
     floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
     ax_loss.semilogy(it, floors, color=COLORS["floor"], lw=1.2, ls="--",
                      label=r"noise floor $\sigma^2 + s_k^2$ of the stage")
@@ -77,7 +167,7 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(True, which="major", alpha=0.3)
 
-    estimate = _estimated_psnr_curve(result)
+    estimate = estimated_psnr_curve(result)
     if estimate is not None:
         ax_psnr.plot(it, estimate, color=COLORS["estimate"], lw=1.2,
                      label="estimated PSNR (recorruption, no clean image)")
@@ -89,7 +179,7 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     if result.evaluation is not None:
         ev = result.evaluation
         ax_psnr.axvline(ev["oracle_iteration"], color=COLORS["oracle"], lw=1.5, ls=":",
-                        label=f"oracle peak @ {ev['oracle_iteration']} ({ev['oracle_psnr']:.2f} dB)")
+                        label=f"oracle peak @ {ev['oracle_iteration']} ({ev['oracle_psnr']:.2f} dB, evaluation only)")
     finite = [v for v in ([] if estimate is None else estimate.tolist()) + list(h.get("oracle", []))
               if v is not None and math.isfinite(v)]
     if finite:
@@ -105,38 +195,116 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     return fig
 
 
+def plot_snapshots(snapshots: dict[int, np.ndarray], stages: dict[int, int] | None = None,
+                   reference: np.ndarray | None = None, columns: int = 4) -> Figure:
+    """A grid of outputs at chosen iterations (from :class:`~dipddpm.callbacks.SnapshotRecorder`).
+
+    Parameters
+    ----------
+    snapshots : dict of int to numpy.ndarray
+        Iteration -> image.
+    stages : dict of int to int, optional
+        Iteration -> stage, shown in the titles.
+    reference : numpy.ndarray, optional
+        Clean image: adds the PSNR of each snapshot (evaluation only).
+    columns : int
+        Grid width.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    items = sorted(snapshots.items())
+    rows = max(1, math.ceil(len(items) / columns))
+    fig = Figure(figsize=(2.6 * columns, 2.7 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, (iteration, image) in zip(axes, items, strict=False):
+        title = f"iteration {iteration}"
+        if stages and iteration in stages:
+            title += f", stage {stages[iteration] + 1}"
+        if reference is not None:
+            ref = reference.reshape(image.shape)
+            title += f"\n{-10 * np.log10(np.mean((image - ref) ** 2)):.2f} dB"
+        _show(ax, image, title)
+    for ax in axes[len(items):]:
+        ax.set_axis_off()
+    return fig
+
+
 def plot_comparison(images: dict[str, np.ndarray], zoom: tuple[int, int, int] | None = None) -> Figure:
     """Images side by side (e.g. noisy / restored / clean), optionally with a zoomed crop row.
 
     Parameters
     ----------
     images : dict of str to numpy.ndarray
-        Title -> image (H, W) or (H, W, 3), floats in [0, 1] or uint8.
+        Title -> image (H, W) or (H, W, C), floats in [0, 1] or integers.
     zoom : (top, left, size), optional
-        Square crop shown enlarged below each image.
+        Square crop shown enlarged below each image and outlined on it.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
+    first = np.asarray(next(iter(images.values())))
+    aspect = first.shape[0] / first.shape[1]
     rows = 2 if zoom else 1
-    n = len(images)
-    fig = Figure(figsize=(3.2 * n, 3.3 * rows), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(rows, n, squeeze=False))
+    width = 3.2
+    heights = [width * aspect] + ([width] if zoom else [])
+    fig = Figure(figsize=(width * len(images), sum(heights) + 0.5 * rows), layout="constrained")
+    axes = fig.subplots(rows, len(images), squeeze=False, gridspec_kw={"height_ratios": heights})
     for j, (name, image) in enumerate(images.items()):
-        cmap = "gray" if np.ndim(image) == 2 else None
-        axes[0, j].imshow(image, cmap=cmap, vmin=0, vmax=1 if np.asarray(image).dtype.kind == "f" else 255)
-        axes[0, j].set_title(name, fontsize=9)
+        _show(axes[0, j], image, name)
         if zoom:
             top, left, size = zoom
-            crop = np.asarray(image)[top:top + size, left:left + size]
-            axes[1, j].imshow(crop, cmap=cmap, vmin=0, vmax=1 if crop.dtype.kind == "f" else 255,
-                              interpolation="nearest")
-            axes[1, j].set_title(f"zoom {size}x{size} at ({top}, {left})", fontsize=8)
-            from matplotlib.patches import Rectangle
-
+            _show(axes[1, j], np.asarray(image)[top:top + size, left:left + size],
+                  f"zoom: {size}x{size} px at row {top}, column {left}")
             axes[0, j].add_patch(Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
-                                           edgecolor=COLORS["oracle"], lw=1.2))
-        for ax in axes[:, j]:
-            ax.set_axis_off()
+                                           edgecolor=COLORS["oracle"], lw=1.5))
+    return fig
+
+
+def plot_stoppers(result: Restoration, reference: np.ndarray | None = None) -> Figure:
+    """Where every watching stopper ended (or would have ended) the one trajectory, and what it returned.
+
+    Top: the PSNR curve (true PSNR when a reference was given -- evaluation only -- else the
+    recorruption estimate) with each stopper's returned iteration. Bottom: each stopper's image.
+
+    Parameters
+    ----------
+    result : Restoration
+        Its ``outputs`` hold each stopper's iterate.
+    reference : numpy.ndarray, optional
+        Clean image (H, W, C) in [0, 1], for the PSNR in the titles.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = [n for n in result.outputs if n != "oracle"] + (["oracle"] if "oracle" in result.outputs else [])
+    fig = Figure(figsize=(max(8, 2.6 * len(names)), 6.5), layout="constrained")
+    grid = fig.add_gridspec(2, len(names), height_ratios=[1.1, 1])
+    ax = fig.add_subplot(grid[0, :])
+    it = result.history["iteration"]
+    if "oracle" in result.history:
+        ax.plot(it, result.history["oracle"], color=COLORS["truth"], lw=1.3, label="true PSNR (evaluation only)")
+    estimate = estimated_psnr_curve(result)
+    if estimate is not None:
+        ax.plot(it, estimate, color=COLORS["estimate"], lw=1.0, alpha=0.8, label="estimated PSNR (recorruption)")
+    for k, name in enumerate(names):
+        s = result.stoppers[name]
+        fired = "" if s["fired_at"] else ", not fired by the end"
+        label = f"{name}{' (evaluation only)' if s.get('evaluation_only') else ''}: returns {s['best_iteration']}"
+        ax.axvline(s["best_iteration"], color=_CYCLE[k % len(_CYCLE)], ls=_STYLES[k % len(_STYLES)], lw=1.4,
+                   label=label + fired)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    for k, name in enumerate(names):
+        image = result.outputs[name][0].permute(1, 2, 0).double().cpu().numpy()
+        title = f"{name} @ {result.stoppers[name]['best_iteration']}"
+        if reference is not None:
+            ref = np.asarray(reference, dtype=np.float64).reshape(image.shape)
+            title += f"\n{-10 * np.log10(np.mean((image - ref) ** 2)):.2f} dB"
+        _show(fig.add_subplot(grid[1, k]), image, title)
     return fig

@@ -40,7 +40,8 @@ from .stopping import (
     WindowedVarianceStopper,
 )
 
-__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "resolve_device", "restore_tensor"]
+__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_stopper_name", "draw_noise",
+           "resolve_device", "restore_tensor"]
 
 STOPPERS = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "recorruption"
@@ -78,11 +79,22 @@ def _build_rule(stages: list[Stage], cfg: StagingConfig) -> NoiseFloorRule | Fix
     return FixedBudgetRule(tuple(budgets))
 
 
+def check_stopper_name(name: str) -> str:
+    """Return ``name`` if it names a stopper (one of :data:`STOPPERS`, or ``fixed:N`` with N >= 1)."""
+    if name in STOPPERS:
+        return name
+    if name.startswith("fixed:") and name[6:].isdigit() and int(name[6:]) >= 1:
+        return name
+    raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)} (or fixed:N)")
+
+
 def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, config: DenoiserConfig,
                    reference: torch.Tensor | None, clipped: bool) -> Stopper:
     st: StoppingConfig = config.stopping
     a = config.staging.ratio
     if name == "recorruption":
+        if a <= 0:
+            raise InputError("the recorruption stopper needs a validation ratio a > 0")
         return RecorruptionStopper(y, z, sigma, a, st.patience, clipped=clipped)
     if name == "es-wmv":
         return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
@@ -92,13 +104,13 @@ def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, co
         return DiscrepancyStopper(y, sigma, st.discrepancy_tau)
     if name == "fixed":
         return FixedStopper(st.fixed_iterations)
+    if name.startswith("fixed:"):
+        return FixedStopper(int(name.split(":", 1)[1]))
     if name == "schedule-end":
         return ScheduleEndStopper()
-    if name == "oracle":
-        if reference is None:
-            raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
-        return OracleStopper(reference)
-    raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)}")
+    if reference is None:
+        raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
+    return OracleStopper(reference)
 
 
 def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
@@ -112,9 +124,15 @@ def _seeds(seed: int) -> tuple[int, int]:
     return int(state[0]), int(state[1])
 
 
+def draw_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
+    """The fixed ``z ~ N(0, I)`` that :func:`restore_tensor` uses for ``seed`` (float32, CPU)."""
+    return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(_seeds(seed)[1]))
+
+
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
-                   seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = ()) -> Restoration:
+                   seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
+                   noise: torch.Tensor | None = None) -> Restoration:
     """Restore one noisy image tensor.
 
     Parameters
@@ -136,6 +154,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         Seed of ``z``, the input code, the initialisation and the jitter.
     callbacks : sequence of callables
         Called with a :class:`~dipddpm.engine.StepInfo` after each iteration.
+    noise : torch.Tensor, optional
+        The fixed ``z`` (drawn from ``seed`` when None); e.g. ``-z`` for the antithetic twin.
 
     Returns
     -------
@@ -149,9 +169,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if not torch.isfinite(observation).all():
         raise InputError("the image has NaN or infinite values")
     names = list(dict.fromkeys([stopper, *watch] + (["oracle"] if reference is not None else [])))
-    unknown = [n for n in names if n not in STOPPERS]
-    if unknown:
-        raise InputError(f"unknown stopper {unknown[0]!r}; choose one of {', '.join(STOPPERS)}")
+    for name in names:
+        check_stopper_name(name)
     if reference is not None and reference.shape != observation.shape:
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the image {tuple(observation.shape)}")
     if sigma is None:
@@ -166,9 +185,12 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
             raise InputError(f"sigma must be a positive number, got {sigma!r}")
     sigma = float(sigma)
 
-    train_seed, noise_seed = _seeds(seed)
-    z = torch.randn(observation.shape, generator=torch.Generator().manual_seed(noise_seed),
-                    dtype=observation.dtype).to(observation.device)
+    train_seed = _seeds(seed)[0]
+    if noise is None:
+        noise = draw_noise(observation.shape, seed)
+    elif noise.shape != observation.shape:
+        raise InputError(f"noise has shape {tuple(noise.shape)}, the image {tuple(observation.shape)}")
+    z = noise.to(device=observation.device, dtype=observation.dtype)
     stages = build_stages(sigma, config.staging)
     curriculum = Curriculum(observation, z, stages, sigma, _build_rule(stages, config.staging))
     clipped = bool(observation.min() >= 0 and observation.max() <= 1)
@@ -193,7 +215,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         sigma_used=sigma, sigma_source=source, seed=seed, device=str(observation.device),
         seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
-        stoppers=summaries, evaluation=evaluation, config=config.to_dict())
+        stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
+        outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None})
 
 
 class DIPDenoiser(nn.Module):

@@ -87,6 +87,8 @@ class Restoration:
         ``oracle_iteration`` of the run, and each stopper's PSNR.
     config : dict
         The settings.
+    outputs : dict
+        The iterate each watching stopper returns (tensors; not serialised).
     versions : dict
         Package versions.
     """
@@ -110,6 +112,7 @@ class Restoration:
     stoppers: dict[str, dict]
     evaluation: dict | None
     config: dict
+    outputs: dict = field(default_factory=dict, repr=False)
     versions: dict = field(default_factory=versions)
 
     def to_dict(self, history: bool = True) -> dict:

@@ -1,14 +1,15 @@
-"""A terminal progress bar for a training run (a callback of the training loop)."""
+"""Callbacks of the training loop: a progress bar and a snapshot recorder."""
 
 from __future__ import annotations
 
 import sys
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from .engine import StepInfo
 
-__all__ = ["ProgressBar"]
+__all__ = ["ProgressBar", "SnapshotRecorder"]
 
 
 class ProgressBar:
@@ -46,3 +47,34 @@ class ProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+class SnapshotRecorder:
+    """Keep copies of the returned stream (EMA output) at chosen iterations, as (H, W, C) numpy arrays.
+
+    Parameters
+    ----------
+    iterations : iterable of int, optional
+        Iterations to keep.
+    every : int, optional
+        Also keep every ``every``-th iteration.
+
+    Attributes
+    ----------
+    snapshots : dict of int to numpy.ndarray
+        Iteration -> image.
+    stages : dict of int to int
+        Iteration -> stage (0-based) at that iteration.
+    """
+
+    def __init__(self, iterations=(), every: int | None = None):
+        self.iterations = set(int(i) for i in iterations)
+        self.every = every
+        self.snapshots: dict[int, np.ndarray] = {}
+        self.stages: dict[int, int] = {}
+
+    def __call__(self, info: StepInfo) -> None:
+        """Store the output of this iteration if it is one to keep."""
+        if info.iteration in self.iterations or (self.every and info.iteration % self.every == 0):
+            self.snapshots[info.iteration] = info.output[0].permute(1, 2, 0).double().cpu().numpy()
+            self.stages[info.iteration] = info.stage

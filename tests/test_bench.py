@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+from conftest import smooth_image
+
+from dipddpm.bench import METHODS, BenchSpec, run_bench
+from dipddpm.bench.data import load_clean, make_noisy, noise_seed
+from dipddpm.bench.methods import DipMethod
+from dipddpm.bench.zsn2n import zsn2n_denoise
+from dipddpm.config import DenoiserConfig, StagingConfig
+from dipddpm.engine import TrainConfig
+from dipddpm.errors import InputError
+from dipddpm.io import write_image
+from dipddpm.metrics import psnr, ssim
+from dipddpm.nets import NetConfig
+
+TINY = DenoiserConfig(train=TrainConfig(net=NetConfig(channels=8, depth=3, input_channels=8)),
+                      staging=StagingConfig(num_stages=2, min_iter=5, max_iter=10))
+
+
+@pytest.fixture
+def folder(tmp_path):
+    images = tmp_path / "clean"
+    images.mkdir()
+    for k, (h, w) in enumerate([(24, 30), (30, 24)]):
+        write_image(images / f"img{k}.png", np.round(smooth_image(h, w) * 255).astype(np.uint8))
+    (images / "notes.txt").write_text("not an image")
+    return images
+
+
+@pytest.fixture
+def tiny_methods(monkeypatch):
+    monkeypatch.setitem(METHODS, "tiny", DipMethod("tiny", "small net", TINY, ("recorruption", "fixed:10")))
+    monkeypatch.setitem(METHODS, "tiny-anti", DipMethod("tiny-anti", "pair", TINY, ("recorruption",), "antithetic"))
+    monkeypatch.setitem(METHODS, "tiny-refit", DipMethod("tiny-refit", "refit", TINY, ("recorruption",), "refit"))
+
+
+def test_noise_is_reproducible_per_row():
+    clean = smooth_image(16, 16)
+    assert np.array_equal(make_noisy(clean, "a", 25, 0), make_noisy(clean, "a", 25, 0))
+    assert not np.array_equal(make_noisy(clean, "a", 25, 0), make_noisy(clean, "a", 25, 1))
+    assert noise_seed("a", 25, 0) != noise_seed("b", 25, 0) != noise_seed("a", 15, 0)
+    noisy = make_noisy(clean, "a", 25, 0)
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    assert np.allclose(noisy * 255, np.round(noisy * 255))  # 8-bit levels
+
+
+def test_centre_crop(folder):
+    full = load_clean(folder / "img0.png")
+    crop = load_clean(folder / "img0.png", 16)
+    assert crop.shape == (16, 16, 3)
+    assert np.array_equal(crop, full[4:20, 7:23])
+
+
+def test_bench_writes_rows_reports_and_resumes(folder, tmp_path, tiny_methods):
+    spec = BenchSpec(folders=[str(folder)], sigmas=[25], seeds=[0], crop=None,
+                     methods=["tiny", "tiny-anti", "tiny-refit", "bayes", "tv", "nlm"], max_iter=30,
+                     command="dipddpm bench (test)")
+    out = run_bench(spec, tmp_path / "out", progress=False)
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert not [r for r in rows if r.get("error")]
+    tiny = [r for r in rows if r["method"] == "tiny"]
+    assert {r["stopper"] for r in tiny} == {"recorruption", "fixed:10"}
+    for r in tiny:
+        assert r["oracle_psnr"] >= r["psnr"] - 1e-6 and r["gap"] == pytest.approx(r["oracle_psnr"] - r["psnr"])
+    assert all(r["stop_iteration"] == 10 for r in tiny if r["stopper"] == "fixed:10")
+    assert {r["method"] for r in rows} == {"tiny", "tiny-anti", "tiny-refit", "bayes", "tv", "nlm"}
+    summary = (out / "summary.md").read_text()
+    assert "dipddpm bench (test)" in summary and "| tiny | recorruption |" in summary
+    for name in ("results.csv", "results.json", "meta.json", "curves.png", "gaps.png"):
+        assert (out / name).stat().st_size > 0
+    again = run_bench(spec, out, progress=False)
+    assert len((again / "rows.jsonl").read_text().splitlines()) == len(rows)  # nothing re-run
+
+
+def test_a_crashing_row_is_recorded_and_the_rest_go_on(folder, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(METHODS, "broken", type("Broken", (), {"run": broken, "family": "x",
+                                                               "description": "raises"})())
+    spec = BenchSpec(folders=[str(folder)], sigmas=[25], methods=["broken", "bayes"], crop=None)
+    out = run_bench(spec, tmp_path / "out", progress=False)
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [r["error"] for r in rows if r["method"] == "broken"] == ["RuntimeError: boom"] * 2
+    assert len([r for r in rows if r["method"] == "bayes" and r["error"] is None]) == 2
+    assert "Failed rows (2)" in (out / "summary.md").read_text()
+
+
+def test_bench_spec_rejects_bad_values(folder):
+    with pytest.raises(InputError):
+        BenchSpec(folders=[str(folder)], methods=["nope"])
+    with pytest.raises(InputError):
+        BenchSpec(folders=[str(folder)], sigmas=[0.1, 300])
+
+
+def test_zsn2n_removes_noise(rng):
+    clean = smooth_image(32, 32)
+    noisy = np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1)
+    out = zsn2n_denoise(noisy, channel_axis=-1, iterations=300)
+    assert out.shape == noisy.shape
+    assert psnr(out, clean) > psnr(noisy, clean) + 3
+
+
+def test_metrics_follow_the_stated_conventions(rng):
+    from skimage.metrics import structural_similarity
+
+    a, b = rng.random((24, 24, 3)), rng.random((24, 24, 3))
+    assert psnr(a, b) == pytest.approx(-10 * np.log10(np.mean((a - b) ** 2)))
+    expected = structural_similarity(b, a, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)
+    assert ssim(a, b, channel_axis=-1) == pytest.approx(expected)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+from conftest import smooth_image
+from matplotlib.figure import Figure
+
+from dipddpm import DenoiserConfig, NetConfig, StagingConfig, TrainConfig, denoise, plots
+from dipddpm.callbacks import SnapshotRecorder
+from dipddpm.restore import build_stages
+
+FAST = DenoiserConfig(train=TrainConfig(max_iter=30, net=NetConfig(channels=8, depth=3, input_channels=8)),
+                      staging=StagingConfig(num_stages=2, min_iter=5, max_iter=10))
+
+
+@pytest.fixture(scope="module")
+def run():
+    clean = smooth_image(24, 32)
+    noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+    recorder = SnapshotRecorder(iterations=(5, 15), every=10)
+    info = denoise(noisy, 0.1, channel_axis=-1, config=FAST, reference=clean, watch=("fixed:12",),
+                   callbacks=(recorder,), return_info=True)
+    return clean, noisy, info, recorder
+
+
+def _saved(fig, tmp_path, name):
+    assert isinstance(fig, Figure)
+    plots.save_figure(fig, tmp_path / name)
+    data = (tmp_path / name).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_every_figure_renders(run, tmp_path):
+    clean, noisy, info, recorder = run
+    stages = build_stages(0.1, FAST.staging)
+    _saved(plots.plot_schedule(stages, "cosine", sigma=0.1), tmp_path, "schedule.png")
+    _saved(plots.plot_targets(noisy, np.zeros_like(noisy), stages, 0.1), tmp_path, "targets.png")
+    _saved(plots.plot_run(info, title="t"), tmp_path, "run.png")
+    _saved(plots.plot_snapshots(recorder.snapshots, recorder.stages, reference=clean), tmp_path, "snaps.png")
+    _saved(plots.plot_comparison({"noisy": noisy, "clean": clean}, zoom=(2, 3, 8)), tmp_path, "cmp.png")
+    _saved(plots.plot_stoppers(info, reference=clean), tmp_path, "stoppers.png")
+
+
+def test_snapshot_recorder_keeps_the_asked_iterations(run):
+    _, _, info, recorder = run
+    assert sorted(recorder.snapshots) == [5, 10, 15, 20, 30]
+    assert recorder.snapshots[5].shape == (24, 32, 3)
+
+
+def test_run_figure_labels_truth_as_evaluation_only(run):
+    fig = plots.plot_run(run[2])
+    labels = [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+    assert any("evaluation only" in label for label in labels)
+    assert any("estimated PSNR" in label for label in labels)
