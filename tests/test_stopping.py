@@ -156,3 +156,31 @@ def test_a_fired_stopper_stays_frozen():
 def test_bad_stopper_parameters_raise(call):
     with pytest.raises(ValueError):
         call()
+
+
+def _range_trials(ratio, trials=60, size=64):
+    g = torch.Generator().manual_seed(1)
+    sigma = 0.1
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    x = (0.5 + 0.3 * torch.sin(5 * xx) * torch.cos(3 * yy)).expand(1, 3, size, size).contiguous()
+    kernel = torch.ones(3, 1, 3, 3) / 9
+    inside, widths = 0, []
+    for _ in range(trials):
+        y = x + sigma * torch.randn(x.shape, generator=g)
+        z = torch.randn(x.shape, generator=g)
+        xbar = torch.nn.functional.conv2d(torch.nn.functional.pad(y + ratio * sigma * z, (1, 1, 1, 1),
+                                                                  mode="reflect"), kernel, groups=3)
+        s = RecorruptionStopper(y, z, sigma, ratio, clipped=False)
+        s.observe(_obs(1, xbar))
+        low, high = s.estimated_psnr_range
+        truth = -10 * math.log10(float(torch.mean((xbar - x) ** 2)))
+        inside += (low is None or low <= truth) and (high is None or truth <= high)
+        widths.append(math.inf if high is None or low is None else high - low)
+    return inside / trials, float(np.median(widths))
+
+
+def test_estimated_psnr_range_covers_the_truth_and_narrows_with_larger_ratio():
+    coverage_small, width_small = _range_trials(0.25)
+    coverage_large, width_large = _range_trials(0.5)
+    assert coverage_small >= 0.9 and coverage_large >= 0.9  # about 95% nominal
+    assert width_large < width_small and width_large < 6

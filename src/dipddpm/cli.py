@@ -64,7 +64,7 @@ def _say(quiet: bool, text: str) -> None:
 
 
 def _report(info, quiet: bool) -> None:
-    est = "n/a" if info.estimated_psnr is None else f"{info.estimated_psnr:.2f} dB"
+    est = info.describe_estimate()
     _say(quiet, f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})")
     _say(quiet, f"stopped at iteration {info.stop_iteration} of {info.iterations_run} by {info.stopped_by}; "
                 f"estimated PSNR {est}; {info.seconds:.1f} s")

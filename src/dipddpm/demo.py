@@ -74,7 +74,7 @@ def run_demo(out_dir: Path, seed: int = 0, max_iter: int | None = None, device: 
                                  f"restored ({ev['ref_psnr']:.2f} dB, auto stop)": info.image,
                                  "clean": clean}, zoom=(20, 40, 48)), out_dir / "comparison.png")
     if not quiet:
-        est = "n/a" if info.estimated_psnr is None else f"{info.estimated_psnr:.2f} dB"
+        est = info.describe_estimate()
         echo(f"sigma: true {DEMO_SIGMA:.4f}, used {info.sigma_used:.4f} ({info.sigma_source})")
         echo(f"PSNR noisy      {numbers['noisy_psnr']:6.2f} dB")
         echo(f"PSNR restored   {numbers['restored_psnr']:6.2f} dB   (auto stop at iteration {info.stop_iteration}, "

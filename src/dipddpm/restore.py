@@ -27,7 +27,7 @@ from .curriculum import (
 )
 from .engine import StepInfo, run
 from .errors import InputError
-from .noise import estimate_sigma
+from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
 from .result import Restoration
 from .stopping import (
     DiscrepancyStopper,
@@ -89,13 +89,13 @@ def check_stopper_name(name: str) -> str:
 
 
 def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, config: DenoiserConfig,
-                   reference: torch.Tensor | None, clipped: bool) -> Stopper:
+                   reference: torch.Tensor | None, clipped: bool, sigma_rel_error: float) -> Stopper:
     st: StoppingConfig = config.stopping
     a = config.staging.ratio
     if name == "recorruption":
         if a <= 0:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
-        return RecorruptionStopper(y, z, sigma, a, st.patience, clipped=clipped)
+        return RecorruptionStopper(y, z, sigma, a, st.patience, clipped=clipped, sigma_rel_error=sigma_rel_error)
     if name == "es-wmv":
         return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
     if name == "es-emv":
@@ -194,7 +194,9 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     stages = build_stages(sigma, config.staging)
     curriculum = Curriculum(observation, z, stages, sigma, _build_rule(stages, config.staging))
     clipped = bool(observation.min() >= 0 and observation.max() <= 1)
-    stoppers = {name: _build_stopper(name, observation, z, sigma, config, reference, clipped) for name in names}
+    rel_error = SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0
+    stoppers = {name: _build_stopper(name, observation, z, sigma, config, reference, clipped, rel_error)
+                for name in names}
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks))
 
     summaries = {name: s.summary() for name, s in stoppers.items()}
@@ -212,6 +214,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         image=record.output, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
         iterations_run=record.iterations_run,
         estimated_psnr=recorruption.estimated_psnr if recorruption is not None else None,
+        estimated_psnr_range=recorruption.estimated_psnr_range if recorruption is not None else None,
         sigma_used=sigma, sigma_source=source, seed=seed, device=str(observation.device),
         seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,

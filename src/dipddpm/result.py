@@ -59,6 +59,9 @@ class Restoration:
         Iterations trained.
     estimated_psnr : float or None
         The recorruption stopper's PSNR estimate of the result (no clean image used), in dB.
+    estimated_psnr_range : tuple or None
+        About a 95% range of that estimate, ``(low, high)``; ``high`` is None when unbounded. It
+        allows for the unknown noise-times-``z`` cross term and, for an estimated sigma, a 10% error.
     sigma_used : float
         Noise standard deviation used, image units in [0, 1].
     sigma_source : str
@@ -99,6 +102,7 @@ class Restoration:
     stopped_by: str
     iterations_run: int
     estimated_psnr: float | None
+    estimated_psnr_range: tuple | None
     sigma_used: float
     sigma_source: str
     seed: int
@@ -115,6 +119,14 @@ class Restoration:
     outputs: dict = field(default_factory=dict, repr=False)
     versions: dict = field(default_factory=versions)
 
+    def describe_estimate(self) -> str:
+        """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"``."""
+        if self.estimated_psnr is None:
+            return "n/a"
+        low, high = self.estimated_psnr_range or (None, None)
+        span = f"{'?' if low is None else f'{low:.1f}'} to {'unbounded' if high is None else f'{high:.1f} dB'}"
+        return f"{self.estimated_psnr:.2f} dB (range {span})"
+
     def to_dict(self, history: bool = True) -> dict:
         """JSON-ready dictionary of everything but the image.
 
@@ -130,6 +142,7 @@ class Restoration:
         out = {
             "stop_iteration": self.stop_iteration, "stopper": self.stopper, "stopped_by": self.stopped_by,
             "iterations_run": self.iterations_run, "estimated_psnr": self.estimated_psnr,
+            "estimated_psnr_range": self.estimated_psnr_range,
             "sigma_used": self.sigma_used, "sigma_source": self.sigma_source, "seed": self.seed,
             "device": self.device, "seconds": self.seconds, "seconds_training": self.seconds_training,
             "stage_starts": self.stage_starts, "stage_scales": self.stage_scales, "events": self.events,

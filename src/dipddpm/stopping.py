@@ -238,18 +238,22 @@ class RecorruptionStopper(_MinimumWithPatience):
     clipped : bool
         Whether ``y`` was clipped to [0, 1] (then the PSNR estimate allows for the smaller noise
         near black and white).
+    sigma_rel_error : float
+        Relative uncertainty of ``sigma`` (0 when it is known), used only for the range of the
+        PSNR estimate.
     """
 
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
-                 patience: int = 300, clipped: bool = True):
+                 patience: int = 300, clipped: bool = True, sigma_rel_error: float = 0.0):
         super().__init__(patience)
         self.validation = validation_target(observation, noise, sigma, ratio)
         self.noise = noise
         self.sigma = sigma
         self.ratio = ratio
         self.clipped = clipped
+        self.sigma_rel_error = sigma_rel_error
         self.final_start: int | None = None
 
     def _criterion(self, obs: Observation) -> float:
@@ -274,9 +278,37 @@ class RecorruptionStopper(_MinimumWithPatience):
         """``PSNR_hat`` of the returned iterate (dB), see :func:`estimated_psnr`."""
         return estimated_psnr(self.best_value, self.offset) if self.best_output is not None else None
 
+    @property
+    def offset_uncertainty(self) -> float | None:
+        """Standard deviation of the offset's error, from two sources.
+
+        The unknown cross term ``2 (sigma/a) mean(n z)`` has standard deviation
+        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``; an error ``r`` in ``sigma`` moves the noise
+        energy ``s_e^2`` by about ``2 r s_e^2``. The two add in quadrature. Small ``a`` makes the
+        first large: the stop is unaffected (the offset is constant over iterations), but the
+        PSNR estimate becomes loose.
+        """
+        offset = self.offset
+        if offset is None:
+            return None
+        z_energy = float(torch.mean(self.noise.double() ** 2))
+        energy = offset - (self.sigma / self.ratio) ** 2 * z_energy
+        cross = 2 * (self.sigma / self.ratio) * math.sqrt(max(energy, 0.0) * z_energy / self.noise.numel())
+        return math.hypot(cross, 2 * self.sigma_rel_error * energy)
+
+    @property
+    def estimated_psnr_range(self) -> tuple[float | None, float | None] | None:
+        """About a 95% range (offset +/- 2 standard deviations) of ``PSNR_hat``; None above means unbounded."""
+        if self.best_output is None:
+            return None
+        spread = 2 * self.offset_uncertainty
+        return (estimated_psnr(self.best_value, self.offset - spread),
+                estimated_psnr(self.best_value, self.offset + spread))
+
     def summary(self) -> dict:
-        return {**super().summary(), "estimated_psnr": self.estimated_psnr, "validation_mse": self.best_value,
-                "offset": self.offset}
+        return {**super().summary(), "estimated_psnr": self.estimated_psnr,
+                "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
+                "offset": self.offset, "offset_uncertainty": self.offset_uncertainty}
 
 
 class WindowedVarianceStopper(_MinimumWithPatience):

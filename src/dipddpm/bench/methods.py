@@ -33,7 +33,9 @@ class Outcome:
 
     ``images`` maps a stopper name (``"-"`` for one-shot methods) to ``(image, stop_iteration,
     fired_at)``; ``oracle`` is ``(psnr, iteration)`` of the best iterate of the same trajectory,
-    or None for one-shot methods. ``curve`` holds ``(iteration, psnr)`` pairs every 10 iterations.
+    or None for one-shot methods. ``curve`` holds ``(iteration, psnr)`` pairs every 10 iterations;
+    ``histories`` the full per-iteration ``oracle`` (PSNR) and ``recorruption`` (validation MSE)
+    columns and the ``stage``, so stopping rules can be replayed offline.
     """
 
     images: dict[str, tuple[np.ndarray, int | None, int | None]]
@@ -43,6 +45,8 @@ class Outcome:
     sigma_source: str
     seconds: float
     curve: list[tuple[int, float]] = field(default_factory=list)
+    histories: dict[str, list] = field(default_factory=dict)
+    estimate: tuple[float | None, float | None, float | None] | None = None
 
 
 def _to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
@@ -129,9 +133,13 @@ class DipMethod:
             refit = restore_tensor(y, sigma, config=plain, stopper=f"fixed:{stop}", reference=ref, seed=seed)
             iterations += refit.iterations_run
             images = {"recorruption": (_to_numpy(refit.image, grey), stop, images["recorruption"][2])}
+        histories = {k: first.history[k] for k in ("oracle", "recorruption", "stage") if k in first.history}
+        estimate = None
+        if self.variant == "single" and first.estimated_psnr is not None:
+            estimate = (first.estimated_psnr, *first.estimated_psnr_range)
         return Outcome(images=images, oracle=oracle, iterations_run=iterations, sigma_used=sigma,
                        sigma_source="given" if self.sigma_given else "estimated",
-                       seconds=time.perf_counter() - start, curve=curve)
+                       seconds=time.perf_counter() - start, curve=curve, histories=histories, estimate=estimate)
 
 
 @dataclass(frozen=True)
@@ -187,7 +195,9 @@ _TUNING = [_variant(1), _variant(3), _variant(5), _variant(1, ratio=0.25), _vari
            _variant(3, ratio=0.25), _variant(3, ratio=1.0), _variant(1, output="raw"), _variant(3, output="raw"),
            _variant(1, variant="antithetic"), _variant(3, variant="antithetic"), _variant(1, variant="refit"),
            _variant(3, variant="refit"), _variant(3, s_max=2.0), _variant(3, s_max=8.0),
-           _variant(1, channels=64), _variant(1, channels=128), _variant(1, ratio=0.25, channels=64)]
+           _variant(1, channels=64), _variant(1, channels=128), _variant(1, ratio=0.25, channels=64),
+           _variant(1, ratio=0.125), _variant(1, ratio=0.0625), _variant(1, ratio=0.25, variant="antithetic"),
+           _variant(3, ratio=0.25, s_max=2.0), _variant(1, ratio=0.25, output="raw")]
 
 METHODS: dict[str, DipMethod | OneShotMethod] = {m.name: m for m in [
     DipMethod("ours", "the default settings, sigma estimated; every stopper watches", _OURS, _WATCH_ALL),

@@ -20,7 +20,7 @@ __all__ = ["write_reports", "summarise", "COLUMNS"]
 
 COLUMNS = ["image", "sigma", "seed", "method", "family", "stopper", "psnr", "ssim", "oracle_psnr", "gap",
            "stop_iteration", "fired_at", "peak_iteration", "iterations_run", "noisy_psnr", "sigma_used",
-           "sigma_source", "seconds", "error"]
+           "sigma_source", "estimated_psnr", "estimated_psnr_low", "estimated_psnr_high", "seconds", "error"]
 _STOPPER_COLORS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 
 

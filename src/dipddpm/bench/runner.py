@@ -127,6 +127,9 @@ def _rows_for(outcome, base: dict, clean: np.ndarray, method) -> list[dict]:
                      "iterations_run": outcome.iterations_run,
                      "sigma_used": None if outcome.sigma_used is None else outcome.sigma_used * 255,
                      "sigma_source": outcome.sigma_source, "seconds": outcome.seconds, "error": None})
+        if stopper == "recorruption" and outcome.estimate is not None:
+            rows[-1].update(zip(("estimated_psnr", "estimated_psnr_low", "estimated_psnr_high"), outcome.estimate,
+                                strict=True))
     return rows
 
 
@@ -187,7 +190,7 @@ def run_bench(spec: BenchSpec, out: str | Path, resume: bool = True, progress: b
             for row in _rows_for(outcome, base, clean, method):
                 _append(rows_path, row)
             if outcome.curve:
-                _append(curves_path, {**base, "curve": outcome.curve,
+                _append(curves_path, {**base, "curve": outcome.curve, "histories": outcome.histories,
                                       "stops": {k: v[1] for k, v in outcome.images.items()}})
         except Exception as err:  # one failed row must not end the benchmark
             _append(rows_path, {**base, "error": f"{type(err).__name__}: {err}".splitlines()[0],
