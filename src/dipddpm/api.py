@@ -12,7 +12,7 @@ import torch
 from .callbacks import ProgressBar
 from .config import DenoiserConfig
 from .errors import InputError
-from .restore import DEFAULT_STOPPER, resolve_device, restore_tensor
+from .restore import DEFAULT_STOPPER, check_sigma, resolve_device, restore_tensor
 from .result import Restoration
 
 __all__ = ["denoise", "from_unit_range", "to_unit_range"]
@@ -144,10 +144,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     unit, offset, scale = to_unit_range(hwc)
     colour = 1 if hwc.shape[-1] <= 2 else 3
     if sigma is not None:
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.floating, np.integer)) \
-                or not np.isfinite(sigma) or sigma <= 0:
-            raise InputError(f"sigma must be a positive number, got {sigma!r}")
-        sigma = float(sigma) * (1.0 if original.dtype.kind in "ub" else 1.0 / scale)
+        sigma = check_sigma(sigma) * (1.0 if original.dtype.kind in "ub" else 1.0 / scale)
     config = config or DenoiserConfig()
     if max_iter is not None:
         if max_iter < 1:

@@ -7,10 +7,13 @@ SSIM: Wang et al. (2004) settings -- Gaussian window with sigma 1.5, population 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-__all__ = ["PSNR_CONVENTION", "SSIM_CONVENTION", "psnr", "ssim"]
+__all__ = ["PSNR_CONVENTION", "SSIM_CONVENTION", "psnr", "ssim", "tensor_psnr"]
 
 PSNR_CONVENTION = "PSNR in dB over all pixels and channels, images in [0, 1] (data_range = 1)"
 SSIM_CONVENTION = ("SSIM with Wang et al. settings (Gaussian window sigma 1.5, population covariance, "
@@ -31,6 +34,23 @@ def psnr(image: np.ndarray, reference: np.ndarray) -> float:
     """
     return float(peak_signal_noise_ratio(np.asarray(reference, np.float64), np.asarray(image, np.float64),
                                          data_range=1.0))
+
+
+def tensor_psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
+    """:func:`psnr` for tensors, ``10 log10(1 / mean((image - reference)^2))``, accumulated in float64.
+
+    Parameters
+    ----------
+    image, reference : torch.Tensor
+        Same shape, values in [0, 1].
+
+    Returns
+    -------
+    float
+        ``inf`` when the two are equal.
+    """
+    mse = float(torch.mean((image.double() - reference.double()) ** 2))
+    return -10.0 * math.log10(mse) if mse > 0 else math.inf
 
 
 def ssim(image: np.ndarray, reference: np.ndarray, channel_axis: int | None = None) -> float:

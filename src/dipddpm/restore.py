@@ -27,6 +27,7 @@ from .curriculum import (
 )
 from .engine import StepInfo, run
 from .errors import InputError
+from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
 from .result import Restoration
 from .stopping import (
@@ -40,8 +41,8 @@ from .stopping import (
     WindowedVarianceStopper,
 )
 
-__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_stopper_name", "draw_noise",
-           "resolve_device", "restore_tensor"]
+__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
+           "draw_noise", "resolve_device", "restore_tensor"]
 
 STOPPERS = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "recorruption"
@@ -79,6 +80,14 @@ def _build_rule(stages: list[Stage], cfg: StagingConfig) -> NoiseFloorRule | Fix
     return FixedBudgetRule(tuple(budgets))
 
 
+def check_sigma(sigma) -> float:
+    """Return ``sigma`` as a float if it is a finite positive number; raise :class:`InputError` otherwise."""
+    number = isinstance(sigma, (int, float, np.integer, np.floating)) and not isinstance(sigma, bool)
+    if not (number and math.isfinite(sigma) and sigma > 0):
+        raise InputError(f"sigma must be a positive number, got {sigma!r}")
+    return float(sigma)
+
+
 def check_stopper_name(name: str) -> str:
     """Return ``name`` if it names a stopper (one of :data:`STOPPERS`, or ``fixed:N`` with N >= 1)."""
     if name in STOPPERS:
@@ -111,11 +120,6 @@ def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, co
     if reference is None:
         raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
     return OracleStopper(reference)
-
-
-def _psnr(image: torch.Tensor, reference: torch.Tensor) -> float:
-    mse = float(torch.mean((image.double() - reference.double()) ** 2))
-    return -10.0 * math.log10(mse) if mse > 0 else math.inf
 
 
 def _seeds(seed: int) -> tuple[int, int]:
@@ -181,9 +185,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
             raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
     else:
         source = "given"
-        if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
-            raise InputError(f"sigma must be a positive number, got {sigma!r}")
-    sigma = float(sigma)
+        sigma = check_sigma(sigma)
 
     train_seed = _seeds(seed)[0]
     if noise is None:
@@ -203,11 +205,11 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     evaluation = None
     if reference is not None:
         for name, s in stoppers.items():
-            summaries[name]["ref_psnr"] = None if s.best_output is None else _psnr(s.best_output, reference)
+            summaries[name]["ref_psnr"] = None if s.best_output is None else tensor_psnr(s.best_output, reference)
         oracle = stoppers["oracle"]
         evaluation = {"note": "evaluation only: computed with the clean reference, never used by the run",
-                      "ref_psnr": _psnr(record.output, reference), "oracle_psnr": oracle.best_value,
-                      "oracle_iteration": oracle.best_iteration, "noisy_psnr": _psnr(observation, reference),
+                      "ref_psnr": tensor_psnr(record.output, reference), "oracle_psnr": oracle.best_value,
+                      "oracle_iteration": oracle.best_iteration, "noisy_psnr": tensor_psnr(observation, reference),
                       "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
     recorruption = stoppers.get("recorruption")
     return Restoration(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .metrics import tensor_psnr
 from .noise import clipped_noise_moments
 
 __all__ = [
@@ -473,8 +474,7 @@ class OracleStopper(Stopper):
         self.best_value = -math.inf
 
     def _update(self, obs: Observation) -> bool:
-        mse = _mse(obs.output, self.reference)
-        self.value = -10.0 * math.log10(mse) if mse > 0 else math.inf
+        self.value = tensor_psnr(obs.output, self.reference)
         if self.value > self.best_value:
             self.best_value = self.value
             self._keep(obs)

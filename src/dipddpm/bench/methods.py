@@ -16,6 +16,7 @@ import torch
 
 from ..config import DenoiserConfig, StagingConfig
 from ..engine import StepInfo
+from ..metrics import psnr
 from ..noise import estimate_sigma
 from ..restore import draw_noise, restore_tensor
 from .baselines import bayes_shrink, bm3d_available, bm3d_denoise, nl_means, tv_chambolle
@@ -64,10 +65,6 @@ def _end_when_all_fired(info: StepInfo) -> bool:
     oracle = info.stoppers["oracle"]
     return (all(s.fired_at is not None for s in others)
             and info.iteration - (oracle.best_iteration or 0) >= BEYOND_PEAK)
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(-10 * np.log10(np.mean((np.asarray(a, np.float64) - b) ** 2)))
 
 
 @dataclass(frozen=True)
@@ -126,7 +123,7 @@ class DipMethod:
                                 a[2] if a[2] is None or twin.stoppers[name]["fired_at"] is None
                                 else max(a[2], twin.stoppers[name]["fired_at"]))
             pair = (_to_numpy(first.outputs["oracle"], grey) + _to_numpy(twin.outputs["oracle"], grey))
-            oracle = (_psnr(pair / 2, clean), max(oracle[1], twin.evaluation["oracle_iteration"]))
+            oracle = (psnr(pair / 2, clean), max(oracle[1], twin.evaluation["oracle_iteration"]))
         elif self.variant == "refit":
             stop = images["recorruption"][1]
             plain = replace(config, staging=StagingConfig(num_stages=1, ratio=0.0))
