@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 crop=${1:-128}
-images=$(mktemp -d)
+# The folder name is part of each image's id, and so of its noise seed: keep it fixed.
+images=$(mktemp -d)/heldout
 python benchmarks/export_heldout.py "$images"
 dipddpm bench --images "$images" --sigma 15,25,50 --seeds 0 --crop "$crop" \
-  --methods ours,bayes-est,bayes,nlm --out "benchmarks/results/heldout-$crop"
+  --methods ours,bayes-est,bayes,nlm --out "benchmarks/results/heldout-$crop" --quiet

@@ -56,10 +56,12 @@ def test_denoise_end_to_end(tmp_path, noisy_png, capsys):
 
 def test_denoise_watch_and_plot(tmp_path, noisy_png, capsys):
     out, plot, js = tmp_path / "out.png", tmp_path / "curves.png", tmp_path / "run.json"
+    compare = tmp_path / "compare.svg"
     code = main(["denoise", str(noisy_png), "-o", str(out), "--sigma", "0.1", "--watch", "es-emv,fixed:5",
-                 "--plot", str(plot), "--json", str(js), "--max-iter", "25"])
+                 "--plot", str(plot), "--compare", str(compare), "--json", str(js), "--max-iter", "25"])
     assert code == 0
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert compare.read_text().count("<image") == 2  # noisy and restored; 24x20 is too small for a zoom row
     data = json.loads(js.read_text())
     assert data["stoppers"]["fixed:5"]["fired_at"] == 5
     assert "fixed:5 would have stopped at iteration 5" in capsys.readouterr().out
@@ -117,6 +119,8 @@ def _bad(tmp_path, noisy_png):
                                     "unknown stopper"),
         "bad plot format": (["denoise", str(noisy_png), "-o", out, "--plot", str(tmp_path / "p.gif")],
                             "unknown output format"),
+        "bad compare format": (["denoise", str(noisy_png), "-o", out, "--compare", str(tmp_path / "c.bmp")],
+                               "unknown output format"),
         "oracle without ref": (["denoise", str(noisy_png), "-o", out, "--stopper", "oracle"], "reference"),
         "ref of another size": (["denoise", str(noisy_png), "-o", out, "--ref", str(noisy_png.parent / "small.png")],
                                 "reference"),
@@ -126,7 +130,7 @@ def _bad(tmp_path, noisy_png):
 
 CASES = ["missing file", "empty file", "not an image", "nan pixels", "negative sigma", "text sigma",
          "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper",
-         "unknown watched stopper", "bad plot format", "oracle without ref",
+         "unknown watched stopper", "bad plot format", "bad compare format", "oracle without ref",
          "ref of another size", "missing output option"]
 
 

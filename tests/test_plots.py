@@ -50,3 +50,21 @@ def test_run_figure_labels_truth_as_evaluation_only(run):
     labels = [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
     assert any("evaluation only" in label for label in labels)
     assert any("estimated PSNR" in label for label in labels)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 100), (101, 33)])
+def test_centre_zoom_is_a_centred_square_inside_the_image(shape):
+    top, left, size = plots.centre_zoom(shape)
+    assert size == min(shape) // 4
+    assert top + size <= shape[0] and left + size <= shape[1]
+    assert abs(top - (shape[0] - top - size)) <= 1 and abs(left - (shape[1] - left - size)) <= 1
+
+
+def test_centre_zoom_skips_tiny_images():
+    assert plots.centre_zoom((31, 200)) is None and plots.centre_zoom((32, 32)) == (12, 12, 8)
+
+
+def test_comparison_scales_16_bit_images_to_full_range():
+    fig = plots.plot_comparison({"a": np.full((8, 8), 65535, np.uint16), "b": np.zeros((8, 8), np.uint8)})
+    shown = fig.axes[0].images[0].get_array()
+    assert float(shown.max()) == pytest.approx(1.0)

@@ -97,16 +97,19 @@ def cli():
 @click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's details as JSON.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path),
               help="Write the training curves figure (.png, .pdf or .svg).")
+@click.option("--compare", "compare_path", type=click.Path(path_type=Path),
+              help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
 def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, device, watch, ref_path, json_path,
-                    plot_path, quiet):
+                    plot_path, compare_path, quiet):
     """Denoise the image IN and write it to OUT."""
     image = read_image(input_path)
     check_writable(output_path)
     if json_path is not None:
         check_writable(json_path, suffixes=(".json",))
-    if plot_path is not None:
-        check_writable(plot_path, suffixes=(".png", ".pdf", ".svg"))
+    for figure_path in (plot_path, compare_path):
+        if figure_path is not None:
+            check_writable(figure_path, suffixes=(".png", ".pdf", ".svg"))
     sigma_value = parse_sigma(sigma) if sigma is not None else None
     watched = [check_stopper_name(name.strip()) for name in watch.split(",") if name.strip()]
     reference = read_image(ref_path) if ref_path is not None else None
@@ -124,6 +127,14 @@ def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, dev
         save_figure(plot_run(info, title=f"{input_path.name}: sigma {info.sigma_used * 255:.1f}/255 "
                                          f"({info.sigma_source})"), plot_path)
         written.append(str(plot_path))
+    if compare_path is not None:
+        from .plots import centre_zoom, plot_comparison, save_figure
+
+        shown = {"noisy": image, f"restored (iteration {info.stop_iteration})": info.image}
+        if reference is not None:
+            shown["reference (evaluation only)"] = reference
+        save_figure(plot_comparison(shown, zoom=centre_zoom(image.shape[:2])), compare_path)
+        written.append(str(compare_path))
     _report(info, quiet)
     for name in watched:
         s = info.stoppers[name]

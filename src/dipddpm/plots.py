@@ -21,7 +21,7 @@ from .result import Restoration
 from .schedule import alphas_cumprod, beta_schedule, x0_noise_scale
 
 __all__ = ["COLORS", "save_figure", "plot_schedule", "plot_targets", "plot_run", "plot_snapshots",
-           "plot_comparison", "plot_stoppers"]
+           "plot_comparison", "plot_stoppers", "centre_zoom"]
 
 COLORS = {"loss": "#0072B2", "floor": "#000000", "estimate": "#D55E00", "truth": "#009E73",
           "stop": "#CC79A7", "oracle": "#E69F00", "band": "#56B4E9"}
@@ -41,7 +41,10 @@ def _show(ax, image: np.ndarray, title: str | None = None) -> None:
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    scale = 255 if image.dtype.kind in "ui" else 1
+    if image.dtype.kind in "ui":
+        scale = np.iinfo(image.dtype).max
+    else:
+        scale = max(1.0, float(np.max(image))) if image.size else 1.0
     ax.imshow(np.clip(image / scale, 0, 1), cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1,
               interpolation="nearest")
     if title:
@@ -229,6 +232,28 @@ def plot_snapshots(snapshots: dict[int, np.ndarray], stages: dict[int, int] | No
     for ax in axes[len(items):]:
         ax.set_axis_off()
     return fig
+
+
+def centre_zoom(shape: tuple[int, int], fraction: float = 0.25) -> tuple[int, int, int] | None:
+    """The ``(top, left, size)`` of a centred square crop whose side is ``fraction`` of the shorter side.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        Image height and width.
+    fraction : float
+        Side of the crop relative to ``min(height, width)``.
+
+    Returns
+    -------
+    tuple of int, or None
+        None when the crop would be under 8 pixels (no zoom is worth showing).
+    """
+    height, width = shape
+    size = int(min(height, width) * fraction)
+    if size < 8:
+        return None
+    return (height - size) // 2, (width - size) // 2, size
 
 
 def plot_comparison(images: dict[str, np.ndarray], zoom: tuple[int, int, int] | None = None) -> Figure:

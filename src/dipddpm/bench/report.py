@@ -90,6 +90,10 @@ def _summary_markdown(rows: list[dict], meta: dict) -> str:
         "oracle PSNR minus the PSNR of what the stopper returned. A DIP trajectory ends early once every attached "
         "stopper has fired and the oracle has not improved for 300 iterations; a stopper that had not fired by the "
         "end of the budget returns its best iterate so far (column 'fired' < 100%).", "",
+        "Fixed-step stoppers (`fixed:1800`, `fixed:3000`: the DIP paper's step counts) are not rescaled for crops: "
+        "where the PSNR of a DIP fit peaks depends on σ and the network far more than on the image size (on the "
+        "128² tuning crops the peaks lay at 600-3000 iterations for σ=15, 270-1320 for σ=25, 260-530 for σ=50, "
+        "see benchmarks/results/tuning/).", "",
     ]
     if meta.get("skipped_methods"):
         lines += [f"Skipped (not installed): {', '.join(meta['skipped_methods'])}.", ""]
