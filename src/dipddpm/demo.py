@@ -72,7 +72,7 @@ def run_demo(out_dir: Path, seed: int = 0, max_iter: int | None = None, device: 
     save_figure(plot_run(info, title="dipddpm demo: Kodak 23 (192x128), sigma = 25/255"), out_dir / "curves.png")
     save_figure(plot_comparison({f"noisy ({ev['noisy_psnr']:.2f} dB)": noisy8,
                                  f"restored ({ev['ref_psnr']:.2f} dB, auto stop)": info.image,
-                                 "clean": clean}, zoom=(20, 40, 48)), out_dir / "comparison.png")
+                                 "clean (evaluation only)": clean}, zoom=(20, 40, 48)), out_dir / "comparison.png")
     if not quiet:
         est = info.describe_estimate()
         echo(f"sigma: true {DEMO_SIGMA:.4f}, used {info.sigma_used:.4f} ({info.sigma_source})")

@@ -122,6 +122,9 @@ def plot_targets(observation: np.ndarray, noise: np.ndarray, stages, sigma: floa
     return fig
 
 
+_UNBOUNDED_DB = 100.0  # drawn for an unbounded upper end of the estimate's range (off the axis)
+
+
 def _stage_bands(ax, result: Restoration, last: int) -> None:
     edges = [*result.stage_starts, last]
     for k, (a, b) in enumerate(zip(edges, edges[1:], strict=False)):
@@ -129,13 +132,26 @@ def _stage_bands(ax, result: Restoration, last: int) -> None:
             ax.axvspan(a, b, color=COLORS["band"], alpha=0.15, lw=0)
 
 
-def estimated_psnr_curve(result: Restoration) -> np.ndarray | None:
-    """``PSNR_hat`` at every iteration from the recorruption criterion (offset of the returned iterate)."""
+def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray | None:
+    """``PSNR_hat = -10 log10(v_t - offset - shift)`` at every iteration from the recorruption criterion.
+
+    Parameters
+    ----------
+    result : Restoration
+        A run the recorruption stopper watched (its offset is that of the returned iterate).
+    shift : float
+        Added to the offset; ``+/- 2 * offset_uncertainty`` gives the ends of the about-95% range.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        NaN where ``v_t - offset - shift <= 0`` (unbounded); None without the recorruption stopper.
+    """
     values = result.history.get("recorruption")
     offset = result.stoppers.get("recorruption", {}).get("offset")
     if values is None or offset is None:
         return None
-    excess = np.array([np.nan if v is None else v for v in values], dtype=float) - offset
+    excess = np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(excess > 0, -10 * np.log10(excess), np.nan)
 
@@ -159,8 +175,10 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     last = int(it[-1]) if it.size else 1
     fig = Figure(figsize=(8, 6.5), layout="constrained")
     ax_loss, ax_psnr = fig.subplots(2, 1, sharex=True)
-    _stage_bands(ax_loss, result, last)
-    _stage_bands(ax_psnr, result, last)
+    staged = len(result.stage_starts) > 1
+    if staged:
+        _stage_bands(ax_loss, result, last)
+        _stage_bands(ax_psnr, result, last)
 
     ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8, label="training MSE (vs. the stage's target)")
     floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
@@ -174,6 +192,12 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     if estimate is not None:
         ax_psnr.plot(it, estimate, color=COLORS["estimate"], lw=1.2,
                      label="estimated PSNR (recorruption, no clean image)")
+        spread = 2 * (result.stoppers["recorruption"].get("offset_uncertainty") or 0.0)
+        if spread > 0:
+            low = estimated_psnr_curve(result, -spread)  # a larger offset leaves a smaller error: higher PSNR
+            high = np.nan_to_num(estimated_psnr_curve(result, spread), nan=_UNBOUNDED_DB)
+            ax_psnr.fill_between(it, low, high, where=~np.isnan(low), color=COLORS["estimate"], alpha=0.12, lw=0,
+                                 label="its ~95% range (sigma and validation noise uncertain)")
     if "oracle" in h:
         ax_psnr.plot(it, h["oracle"], color=COLORS["truth"], lw=1.2, ls=(0, (4, 2)),
                      label="true PSNR (evaluation only)")
@@ -188,7 +212,7 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
     if finite:
         top = max(finite)
         ax_psnr.set_ylim(max(min(finite), top - 15), top + 1.5)
-    ax_psnr.set_xlabel("iteration (shaded bands: curriculum stages)")
+    ax_psnr.set_xlabel("iteration (shaded bands: curriculum stages)" if staged else "iteration")
     ax_psnr.set_ylabel("PSNR (dB)")
     ax_psnr.legend(loc="lower right", fontsize=8)
     ax_psnr.grid(True, alpha=0.3)
