@@ -21,7 +21,9 @@ __all__ = ["write_reports", "summarise", "COLUMNS"]
 COLUMNS = ["image", "sigma", "seed", "method", "family", "stopper", "psnr", "ssim", "oracle_psnr", "gap",
            "stop_iteration", "fired_at", "peak_iteration", "iterations_run", "noisy_psnr", "sigma_used",
            "sigma_source", "estimated_psnr", "estimated_psnr_low", "estimated_psnr_high", "seconds", "error"]
-_STOPPER_COLORS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+# Okabe-Ito without green (the PSNR curve) and black (the oracle peak); one marker shape per stopper.
+_STOPPER_COLORS = ["#E69F00", "#0072B2", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"]
+_STOPPER_MARKERS = ["o", "s", "D", "^", "v", "P", "X"]
 
 
 def _load(path: Path) -> list[dict]:
@@ -125,15 +127,25 @@ def _curve_figure(curves: list[dict], count: int = 4) -> Figure | None:
     picked = [c for c in curves if c["method"] == "ours"][:count] or curves[:count]
     if not picked:
         return None
-    fig = Figure(figsize=(5.2 * len(picked), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(picked), squeeze=False)[0]
-    for ax, c in zip(axes, picked, strict=True):
-        it, value = zip(*c["curve"], strict=True)
+    columns = min(2, len(picked))
+    rows = -(-len(picked) // columns)
+    fig = Figure(figsize=(6.0 * columns, 4.2 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(picked):]:
+        ax.set_axis_off()
+    for ax, c in zip(axes, picked, strict=False):
+        it, value = (np.asarray(v, float) for v in zip(*c["curve"], strict=True))
         ax.plot(it, value, color=COLORS["truth"], lw=1.3, label="PSNR vs clean (evaluation only)")
+        peak = int(np.argmax(value))
+        ax.plot(it[peak], value[peak], marker="*", ms=13, color="black", ls="none",
+                label=f"oracle peak @ {int(it[peak])} (evaluation only)")
         for k, (stopper, stop) in enumerate(sorted(c["stops"].items())):
             if stop:
-                ax.axvline(stop, color=_STOPPER_COLORS[k % len(_STOPPER_COLORS)], lw=1.2,
-                           ls=["-", "--", ":", "-."][k % 4], label=f"{stopper} @ {stop}")
+                ax.plot(stop, np.interp(stop, it, value), marker=_STOPPER_MARKERS[k % len(_STOPPER_MARKERS)],
+                        ms=11 if stopper == "recorruption" else 8, ls="none", mec="black", mew=0.6,
+                        color=_STOPPER_COLORS[k % len(_STOPPER_COLORS)], label=f"{stopper} @ {stop}")
+        top = float(value.max())
+        ax.set_ylim(max(float(value.min()), top - 12), top + 1)
         ax.set_title(f"{c['image']} σ={c['sigma']:g} seed {c['seed']} ({c['method']})", fontsize=9)
         ax.set_xlabel("iteration")
         ax.set_ylabel("PSNR (dB)")
