@@ -341,8 +341,11 @@ def plot_stoppers(result: Restoration, reference: np.ndarray | None = None) -> F
         ax.plot(it, estimate, color=COLORS["estimate"], lw=1.0, alpha=0.8, label="estimated PSNR (recorruption)")
     for k, name in enumerate(names):
         s = result.stoppers[name]
-        fired = "" if s["fired_at"] else ", not fired by the end"
-        label = f"{name}{' (evaluation only)' if s.get('evaluation_only') else ''}: returns {s['best_iteration']}"
+        if s.get("evaluation_only"):
+            label, fired = f"{name} (best iterate, evaluation only): {s['best_iteration']}", ""
+        else:
+            label = f"{name}: returns {s['best_iteration']}"
+            fired = "" if s["fired_at"] else ", not fired by the end"
         ax.axvline(s["best_iteration"], color=_CYCLE[k % len(_CYCLE)], ls=_STYLES[k % len(_STYLES)], lw=1.4,
                    label=label + fired)
     ax.set_xlabel("iteration")
