@@ -256,6 +256,7 @@ class RecorruptionStopper(_MinimumWithPatience):
         self.clipped = clipped
         self.sigma_rel_error = sigma_rel_error
         self.final_start: int | None = None
+        self._offset: tuple[int, float] | None = None  # (best iteration it belongs to, value)
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.output, self.validation)
@@ -269,10 +270,17 @@ class RecorruptionStopper(_MinimumWithPatience):
 
     @property
     def offset(self) -> float | None:
-        """Noise energy of ``ytilde`` at the returned iterate (:func:`recorruption_offset`)."""
+        """Noise energy of ``ytilde`` at the returned iterate (:func:`recorruption_offset`).
+
+        Computed once per returned iterate: with clipping it is a pass over the whole image, and the
+        estimate, its range and the summary all read it.
+        """
         if self.best_output is None:
             return None
-        return recorruption_offset(self.sigma, self.ratio, self.noise, self.best_output if self.clipped else None)
+        if self._offset is None or self._offset[0] != self.best_iteration:
+            value = recorruption_offset(self.sigma, self.ratio, self.noise, self.best_output if self.clipped else None)
+            self._offset = (self.best_iteration, value)
+        return self._offset[1]
 
     @property
     def estimated_psnr(self) -> float | None:
