@@ -8,38 +8,30 @@ Usage: python benchmarks/collect.py [--stopper NAME] RESULTS_DIR [RESULTS_DIR ..
 """
 
 import argparse
-import json
-from collections import defaultdict
+import math
 from pathlib import Path
 
-import numpy as np
+from dipddpm.bench.report import read_records, summarise
 
 
 def collect(folders: list[str], stopper: str | None) -> str:
     """Return the markdown table for the rows of ``folders`` (only ``stopper`` and one-shot rows if given)."""
-    cells = defaultdict(list)
-    sigmas = set()
-    for folder in folders:
-        for line in (Path(folder) / "rows.jsonl").read_text().splitlines():
-            row = json.loads(line)
-            if row.get("error") or (stopper and row["stopper"] not in (stopper, "-")):
-                continue
-            cells[(row["method"], row["stopper"], row["sigma"])].append(row)
-            sigmas.add(row["sigma"])
-    sigmas = sorted(sigmas)
+    rows = [row for folder in folders for row in read_records(Path(folder) / "rows.jsonl")
+            if not stopper or row.get("stopper") in (stopper, "-")]
+    means = summarise(rows)["means"]
+    sigmas = sorted({sigma for by_sigma in means.values() for sigma in by_sigma})
     header = "| method | stopper | " + " | ".join(f"σ={s:g}" for s in sigmas) + " |"
     lines = [header, "|---|---|" + "---|" * len(sigmas)]
-    for method, stop in sorted({(m, s) for m, s, _ in cells}):
+    for (method, stop), by_sigma in sorted(means.items()):
         out = []
         for sigma in sigmas:
-            rows = cells.get((method, stop, sigma), [])
-            if not rows:
+            m = by_sigma.get(sigma)
+            if m is None:
                 out.append("")
-                continue
-            psnr = np.mean([r["psnr"] for r in rows])
-            gaps = [r["gap"] for r in rows if r["gap"] is not None]
-            out.append(f"{psnr:.2f} ({np.mean(gaps):.2f} / {np.max(gaps):.2f}, {len(rows)})" if gaps
-                       else f"{psnr:.2f} ({len(rows)})")
+            elif math.isnan(m["gap"]):
+                out.append(f"{m['psnr']:.2f} ({m['n']})")
+            else:
+                out.append(f"{m['psnr']:.2f} ({m['gap']:.2f} / {m['gap_max']:.2f}, {m['n']})")
         lines.append(f"| {method} | {stop} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 

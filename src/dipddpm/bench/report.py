@@ -16,7 +16,7 @@ from ..io import atomic_write
 from ..metrics import PSNR_CONVENTION, SSIM_CONVENTION
 from ..plots import COLORS, save_figure
 
-__all__ = ["write_reports", "summarise", "COLUMNS"]
+__all__ = ["write_reports", "summarise", "read_records", "COLUMNS"]
 
 COLUMNS = ["image", "sigma", "seed", "method", "family", "stopper", "psnr", "ssim", "oracle_psnr", "gap",
            "stop_iteration", "fired_at", "peak_iteration", "iterations_run", "noisy_psnr", "sigma_used",
@@ -26,7 +26,8 @@ _STOPPER_COLORS = ["#E69F00", "#0072B2", "#CC79A7", "#56B4E9", "#D55E00", "#F0E4
 _STOPPER_MARKERS = ["o", "s", "D", "^", "v", "P", "X"]
 
 
-def _load(path: Path) -> list[dict]:
+def read_records(path: Path) -> list[dict]:
+    """The records of a JSON-lines file (``rows.jsonl``, ``curves.jsonl``); empty if it does not exist."""
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -53,7 +54,7 @@ def summarise(rows: list[dict]) -> dict:
     Returns
     -------
     dict
-        ``means[(method, stopper)][sigma] = {psnr, ssim, oracle, gap, seconds, n}`` and
+        ``means[(method, stopper)][sigma] = {psnr, ssim, oracle, gap, gap_max, seconds, n}`` and
         ``gaps[(method, stopper)] = {median, p90, max, within_1db, fired, n}``.
     """
     ok = [r for r in rows if r.get("error") is None]
@@ -64,6 +65,7 @@ def summarise(rows: list[dict]) -> dict:
     for key, by_sigma in groups.items():
         means[key] = {s: {"psnr": _mean(r["psnr"] for r in rs), "ssim": _mean(r["ssim"] for r in rs),
                           "oracle": _mean(r["oracle_psnr"] for r in rs), "gap": _mean(r["gap"] for r in rs),
+                          "gap_max": max(_finite(r["gap"] for r in rs), default=math.nan),
                           "seconds": _mean(r["seconds"] for r in rs), "n": len(rs)} for s, rs in by_sigma.items()}
         all_rows = [r for rs in by_sigma.values() for r in rs]
         g = _finite(r["gap"] for r in all_rows)
@@ -186,7 +188,7 @@ def write_reports(out: str | Path) -> dict:
         :func:`summarise` of the rows.
     """
     out = Path(out)
-    rows = _load(out / "rows.jsonl")
+    rows = read_records(out / "rows.jsonl")
     meta = json.loads((out / "meta.json").read_text()) if (out / "meta.json").exists() else {}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
@@ -195,7 +197,7 @@ def write_reports(out: str | Path) -> dict:
     atomic_write(out / "results.csv", buffer.getvalue().encode())
     atomic_write(out / "results.json", (json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n").encode())
     atomic_write(out / "summary.md", _summary_markdown(rows, meta).encode())
-    figure = _curve_figure(_load(out / "curves.jsonl"))
+    figure = _curve_figure(read_records(out / "curves.jsonl"))
     if figure is not None:
         save_figure(figure, out / "curves.png")
     figure = _gap_figure(rows)

@@ -20,7 +20,7 @@ from ..restore import resolve_device
 from ..result import versions
 from .data import list_images, load_clean, make_noisy
 from .methods import DEFAULT_METHODS, METHODS
-from .report import write_reports
+from .report import read_records, write_reports
 
 __all__ = ["BenchSpec", "run_bench", "machine"]
 
@@ -101,12 +101,6 @@ def _task_key(row: dict) -> tuple:
     return row["image"], float(row["sigma"]), int(row["seed"]), row["method"]
 
 
-def _load_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def _append(path: Path, record: dict) -> None:
     with path.open("a") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -168,7 +162,7 @@ def run_bench(spec: BenchSpec, out: str | Path, resume: bool = True, progress: b
                      "noise seed = sha256(image|sigma|seed)"}
     (out / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
 
-    existing = [r for r in _load_rows(rows_path) if r.get("error") is None]
+    existing = [r for r in read_records(rows_path) if r.get("error") is None]
     done = {_task_key(r) for r in existing}
     images = [(f"{Path(folder).name}/{p.stem}", p) for folder in spec.folders for p in list_images(folder, spec.limit)]
     tasks = [(name, path, float(s), seed, m) for name, path in images for s in spec.sigmas for seed in spec.seeds
