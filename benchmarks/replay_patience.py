@@ -10,12 +10,13 @@ cut short; such rows are counted in the last column.
 Usage: python benchmarks/replay_patience.py RESULTS_DIR [RESULTS_DIR ...]
 """
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+
+from dipddpm.bench.report import read_records
 
 PATIENCES = (50, 100, 150, 200, 300, 500)
 
@@ -37,8 +38,7 @@ def replay(validation: list, psnr: list, stage: list, patience: int) -> tuple[in
 def main(folders: list[str]) -> None:
     table = defaultdict(lambda: defaultdict(list))
     for folder in folders:
-        for line in (Path(folder) / "curves.jsonl").read_text().splitlines():
-            record = json.loads(line)
+        for record in read_records(Path(folder) / "curves.jsonl"):
             h = record.get("histories", {})
             if "recorruption" not in h:
                 continue
