@@ -19,6 +19,8 @@ FAST_ARGS = ["--max-iter", "25", "--quiet"]
 @pytest.fixture(autouse=True)
 def small_network(monkeypatch):
     """Keep the CLI fast: a tiny network through the same code path."""
+    from dataclasses import replace
+
     from dipddpm import api
     from dipddpm.config import DenoiserConfig, StagingConfig
     from dipddpm.engine import TrainConfig
@@ -29,7 +31,11 @@ def small_network(monkeypatch):
     original = api.denoise
 
     def denoise(*args, **kwargs):
-        kwargs.setdefault("config", fast)
+        given = kwargs.get("config")  # a preset's: keep what makes it that preset, shrink the network
+        kwargs["config"] = fast if given is None else replace(
+            fast, staging=fast.staging if given.staging == StagingConfig() else given.staging,
+            train=replace(fast.train, max_iter=given.train.max_iter,
+                          net=replace(fast.train.net, padding_mode=given.train.net.padding_mode)))
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cli_module, "denoise", denoise)
@@ -183,3 +189,35 @@ def test_demo_writes_its_files(tmp_path, capsys):
     printed = capsys.readouterr().out
     for word in ("PSNR noisy", "PSNR restored", "PSNR oracle", "stop gap", "time"):
         assert word in printed
+
+
+def test_denoise_in_tiles_writes_every_tile_to_json(tmp_path, noisy_png, capsys):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    code = main(["denoise", str(noisy_png), "-o", str(out), "--tile", "16", "--overlap", "4", "--json", str(js),
+                 "--max-iter", "5"])
+    assert code == 0 and read_image(out).shape == read_image(noisy_png).shape
+    data = json.loads(js.read_text())
+    assert data["tiled"] and data["tile"] == 16 and len(data["tiles"]) == 4
+    assert "4 tiles of 16 px" in capsys.readouterr().out
+
+
+def test_paper_preset_fits_y_for_a_fixed_budget(tmp_path, noisy_png):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--preset", "paper", "--max-iter", "7", "--json", str(js),
+                 "--quiet"]) == 0
+    data = json.loads(js.read_text())
+    assert data["stopper"] == "fixed:7" and data["stop_iteration"] == 7
+    assert data["config"]["staging"]["ratio"] == 0 and data["config"]["train"]["net"]["padding_mode"] == "reflect"
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--preset", "fastest"], "unknown preset"), (["--tile", "big"], "--tile"), (["--tile", "4"], "tile must be"),
+    (["--tile", "16", "--overlap", "4", "--plot", "p.png"], "tiles"),
+])
+def test_bad_tiling_and_preset_options_write_nothing(tmp_path, noisy_png, capsys, extra, message):
+    out = tmp_path / "out.png"
+    extra = [str(tmp_path / a) if a.endswith(".png") else a for a in extra]
+    assert main(["denoise", str(noisy_png), "-o", str(out), *extra, *FAST_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "p.png").exists()

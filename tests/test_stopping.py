@@ -14,6 +14,7 @@ from dipddpm.stopping import (
     ScheduleEndStopper,
     WindowedVarianceStopper,
     estimated_psnr,
+    patience_exhausted,
     recorruption_offset,
 )
 
@@ -184,3 +185,11 @@ def test_estimated_psnr_range_covers_the_truth_and_narrows_with_larger_ratio():
     coverage_large, width_large = _range_trials(0.5)
     assert coverage_small >= 0.9 and coverage_large >= 0.9  # about 95% nominal
     assert width_large < width_small and width_large < 6
+
+
+@pytest.mark.parametrize("iteration,best,start,patience,fires", [
+    (110, 10, 0, 100, True), (109, 10, 0, 100, False),      # counts from the minimum
+    (150, 10, 100, 50, True), (149, 10, 100, 50, False),    # or from the start, whichever is later
+])
+def test_patience_rule(iteration, best, start, patience, fires):
+    assert patience_exhausted(iteration, best, start, patience) is fires

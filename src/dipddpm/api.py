@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,10 +13,13 @@ import torch
 from .callbacks import ProgressBar
 from .config import DenoiserConfig
 from .errors import InputError
+from .memory import default_budget
+from .noise import estimate_sigma
 from .restore import DEFAULT_STOPPER, check_sigma, resolve_device, restore_tensor
-from .result import Restoration
+from .result import Restoration, TiledRestoration
+from .tiling import choose_tile, restore_tiled
 
-__all__ = ["denoise", "from_unit_range", "to_unit_range"]
+__all__ = ["denoise", "from_unit_range", "plan_tiling", "to_unit_range"]
 
 
 def to_unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -77,11 +81,59 @@ def _channels_last(image: np.ndarray, channel_axis: int | None, name: str) -> np
     return image
 
 
+def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "auto", overlap: int = 32,
+                memory_budget: int | None = None, config: DenoiserConfig | None = None,
+                device: str | torch.device = "cpu") -> int | None:
+    """The tile size :func:`denoise` will use for an image, or None when it runs on the whole image.
+
+    Parameters
+    ----------
+    height, width, colour : int
+        Image size and the channels restored (1 or 3).
+    tile, overlap, memory_budget, config
+        As for :func:`denoise`.
+    device : str or torch.device
+        Where the run happens (sets the default memory budget).
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    InputError
+        A bad ``tile``, ``overlap`` or ``memory_budget``, or a budget too small for any tile.
+    """
+    if tile is None:
+        return None
+    config = config or DenoiserConfig()
+    if isinstance(overlap, bool) or not isinstance(overlap, (int, np.integer)) or overlap < 0:
+        raise InputError(f"overlap must be a non-negative integer number of pixels, got {overlap!r}")
+    smallest = max(2 * overlap + 1, 16)
+    if tile == "auto":
+        budget = default_budget(resolve_device(device)) if memory_budget is None else memory_budget
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer)) or not budget > 0:
+            raise InputError(f"memory_budget must be a positive number of bytes, got {budget!r}")
+        return choose_tile(height, width, colour, config.train.net, int(budget), overlap)
+    if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < smallest:
+        raise InputError(f"tile must be 'auto', None or an integer of at least {smallest} pixels "
+                         f"(16 and 2 x overlap + 1), got {tile!r}")
+    return None if tile >= max(height, width) else int(tile)
+
+
+def _estimate_whole(unit: np.ndarray) -> float:
+    sigma = estimate_sigma(unit, channel_axis=-1)
+    if not sigma > 0:
+        raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
+    return sigma
+
+
 def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
             stopper: str = DEFAULT_STOPPER, max_iter: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
             preserve_dtype: bool = False, progress: bool | None = False, callbacks: Sequence = (),
-            return_info: bool = False) -> np.ndarray | Restoration:
+            tile: int | str | None = "auto", overlap: int = 32, memory_budget: int | None = None,
+            return_info: bool = False) -> np.ndarray | Restoration | TiledRestoration:
     """Denoise one image with a Deep Image Prior trained on staged targets, stopping by itself.
 
     Stage ``k`` fits ``y + s_k z`` (one fixed ``z``, decreasing ``s_k``); the final stage fits
@@ -123,12 +175,23 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     callbacks : sequence of callables
         Called after every iteration with a :class:`~dipddpm.engine.StepInfo` (e.g.
         :class:`~dipddpm.callbacks.SnapshotRecorder`); one that returns True ends the run.
+    tile : int, "auto" or None
+        Restore in overlapping ``tile x tile`` tiles, each with its own network and stop, blended
+        over ``overlap`` pixels (:mod:`dipddpm.tiling`). ``"auto"`` tiles only when the estimated
+        memory of one run (:func:`~dipddpm.memory.estimate_memory`) exceeds ``memory_budget``;
+        None never tiles.
+    overlap : int
+        Overlap of neighbouring tiles in pixels.
+    memory_budget : int, optional
+        Bytes one run may use before ``tile="auto"`` tiles (default:
+        :func:`~dipddpm.memory.default_budget`).
     return_info : bool
-        Return a :class:`~dipddpm.result.Restoration` (with ``.image``) instead of the array.
+        Return a :class:`~dipddpm.result.Restoration` (a
+        :class:`~dipddpm.result.TiledRestoration` when tiled) instead of the array.
 
     Returns
     -------
-    numpy.ndarray or Restoration
+    numpy.ndarray, Restoration or TiledRestoration
         The restored image, same shape as ``image``; float64 unless ``preserve_dtype``.
 
     Examples
@@ -161,10 +224,22 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         if ref_hwc.shape[:2] != hwc.shape[:2] or ref_hwc.shape[-1] < colour:
             raise InputError(f"the reference has shape {np.shape(reference)}, the image {original.shape}")
         ref = tensor(to_unit_range(ref_hwc)[0])
+    y = tensor(unit)
+    tile_size = plan_tiling(height=y.shape[-2], width=y.shape[-1], colour=colour, tile=tile, overlap=overlap,
+                            memory_budget=memory_budget, config=config, device=dev)
     bar = ProgressBar(progress)
     try:
-        result = restore_tensor(tensor(unit), sigma, config=config, stopper=stopper, watch=watch, reference=ref,
-                                seed=seed, callbacks=(bar, *callbacks))
+        if tile_size is None:
+            result = restore_tensor(y, sigma, config=config, stopper=stopper, watch=watch, reference=ref,
+                                    seed=seed, callbacks=(bar, *callbacks))
+        else:
+            source = "given" if sigma is not None else "estimated"
+            if sigma is None:
+                sigma = _estimate_whole(unit[..., :colour])
+            restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
+                                        callbacks=(bar, *callbacks))
+            result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
+                                   on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
     finally:
         bar.close()
     restored = unit.copy()

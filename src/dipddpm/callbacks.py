@@ -26,14 +26,20 @@ class ProgressBar:
 
     def __init__(self, enabled: bool | None = None):
         self.enabled = enabled
+        self.description: str | None = None
         self._bar: tqdm | None = None
+
+    def start(self, description: str | None = None) -> None:
+        """Begin a new bar (e.g. for the next tile) labelled ``description``."""
+        self.close()
+        self.description = description
 
     def __call__(self, info: StepInfo) -> None:
         """Advance the bar by one iteration."""
         if self._bar is None:
             disable = None if self.enabled is None else not self.enabled
             self._bar = tqdm(total=info.max_iter, unit="it", disable=disable, file=sys.stderr,
-                             dynamic_ncols=True, leave=False)
+                             dynamic_ncols=True, leave=False, desc=self.description)
         if self._bar.disable:
             return
         self._bar.update(1)

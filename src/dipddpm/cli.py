@@ -14,12 +14,14 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .api import denoise, to_unit_range
+from .api import denoise, plan_tiling, to_unit_range
 from .engine import TrainingDiverged
 from .errors import InputError
 from .io import check_writable, read_image, write_image
+from .memory import estimate_memory
 from .noise import estimate_sigma
-from .restore import DEFAULT_STOPPER, STOPPERS, check_stopper_name
+from .presets import PRESETS, get_preset
+from .restore import STOPPERS, check_stopper_name
 
 __all__ = ["cli", "main", "parse_sigma"]
 
@@ -63,9 +65,28 @@ def _say(quiet: bool, text: str) -> None:
         click.echo(text)
 
 
+def _parse_tile(text: str) -> int | str | None:
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    if not text.isdigit():
+        raise InputError(f"--tile takes auto, none or a size in pixels, got {text!r}")
+    return int(text)
+
+
 def _report(info, quiet: bool) -> None:
     est = info.describe_estimate()
     _say(quiet, f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})")
+    if hasattr(info, "tiles"):
+        stops = sorted(info.stop_iterations)
+        _say(quiet, f"{len(info.tiles)} tiles of {info.tile} px (overlap {info.overlap}); stops from iteration "
+                    f"{stops[0]} to {stops[-1]} (median {stops[len(stops) // 2]}); estimated PSNR {est}; "
+                    f"{info.seconds:.1f} s")
+        if info.evaluation is not None:
+            ev = info.evaluation
+            _say(quiet, f"[evaluation only, with the reference] noisy {ev['noisy_psnr']:.2f} dB, restored "
+                        f"{ev['ref_psnr']:.2f} dB, every tile at its own oracle peak {ev['oracle_psnr']:.2f} dB "
+                        f"(gap {ev['oracle_psnr'] - ev['ref_psnr']:.2f} dB)")
+        return
     _say(quiet, f"stopped at iteration {info.stop_iteration} of {info.iterations_run} by {info.stopped_by}; "
                 f"estimated PSNR {est}; {info.seconds:.1f} s")
     if info.evaluation is not None:
@@ -86,9 +107,16 @@ def cli():
 @click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
               help="Output image (.png, .jpg, .tif); same dtype as the input.")
 @click.option("--sigma", help="Noise level in image units, e.g. 0.098 or 25/255 (estimated if omitted).")
-@click.option("--stopper", default=DEFAULT_STOPPER, show_default=True,
-              help=f"One of: {', '.join(STOPPERS)} (oracle needs --ref and is evaluation only).")
+@click.option("--preset", default="default", show_default=True,
+              help=f"Settings: {', '.join(PRESETS)} (paper: the original DIP recipe, slow on CPU).")
+@click.option("--stopper", help=f"One of: {', '.join(STOPPERS)} (oracle needs --ref and is evaluation only); "
+                                "default: the preset's (recorruption).")
 @click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget.")
+@click.option("--tile", default="auto", show_default=True,
+              help="Restore in overlapping tiles of this many pixels; auto: only when the image would not fit "
+                   "the memory budget; none: never.")
+@click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Overlap of neighbouring tiles in pixels.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
 @click.option("--watch", default="", help="Extra stoppers to record alongside, comma-separated (e.g. es-wmv,fixed).")
@@ -100,10 +128,18 @@ def cli():
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
 @click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
-def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, device, watch, ref_path, json_path,
-                    plot_path, compare_path, quiet):
+def denoise_command(input_path, output_path, sigma, preset, stopper, max_iter, tile, overlap, seed, device, watch,
+                    ref_path, json_path, plot_path, compare_path, quiet):
     """Denoise the image IN and write it to OUT."""
+    chosen = get_preset(preset, max_iter)
+    tile = _parse_tile(tile)
     image = read_image(input_path)
+    colour = 1 if image.ndim == 2 or image.shape[-1] <= 2 else 3
+    tile_size = plan_tiling(image.shape[0], image.shape[1], colour, tile, overlap, config=chosen.config,
+                            device=device)
+    if tile_size is not None and plot_path is not None:
+        raise InputError("--plot draws one run's training curves; this image is restored in tiles "
+                         "(use --tile none, or --json for every tile's stop)")
     check_writable(output_path)
     if json_path is not None:
         check_writable(json_path, suffixes=(".json",))
@@ -113,8 +149,13 @@ def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, dev
     sigma_value = parse_sigma(sigma) if sigma is not None else None
     watched = [check_stopper_name(name.strip()) for name in watch.split(",") if name.strip()]
     reference = read_image(ref_path) if ref_path is not None else None
-    info = denoise(image, sigma_value, channel_axis=_channel_axis(image), stopper=check_stopper_name(stopper),
-                   watch=watched, max_iter=max_iter, seed=seed, device=device, reference=reference,
+    if tile_size is not None:
+        need = estimate_memory(tile_size, tile_size, colour, chosen.config.train.net)
+        _say(quiet, f"restoring in tiles of {tile_size} px with {overlap} px overlap (about {need / 2**20:.0f} MiB "
+                    f"each)")
+    info = denoise(image, sigma_value, channel_axis=_channel_axis(image),
+                   stopper=check_stopper_name(stopper or chosen.stopper), watch=watched, seed=seed, device=device,
+                   reference=reference, config=chosen.config, tile=tile_size, overlap=overlap,
                    preserve_dtype=True, progress=False if quiet else None, return_info=True)
     write_image(output_path, info.image)
     written = [str(output_path)]
@@ -130,7 +171,8 @@ def denoise_command(input_path, output_path, sigma, stopper, max_iter, seed, dev
     if compare_path is not None:
         from .plots import centre_zoom, plot_comparison, save_figure
 
-        shown = {"noisy": image, f"restored (iteration {info.stop_iteration})": info.image}
+        label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
+        shown = {"noisy": image, label: info.image}
         if reference is not None:
             shown["reference (evaluation only)"] = reference
         save_figure(plot_comparison(shown, zoom=centre_zoom(image.shape[:2])), compare_path)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .io import atomic_write
 
-__all__ = ["Restoration", "versions"]
+__all__ = ["Restoration", "TiledRestoration", "versions"]
 
 
 def versions() -> dict[str, str]:
@@ -38,6 +38,13 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def _write_json(data: dict, path: str | os.PathLike | None) -> str:
+    text = json.dumps(data, indent=1)
+    if path is not None:
+        atomic_write(path, (text + "\n").encode())
+    return text
 
 
 @dataclass
@@ -172,7 +179,81 @@ class Restoration:
         str
             The JSON text.
         """
-        text = json.dumps(self.to_dict(history=history), indent=1)
-        if path is not None:
-            atomic_write(path, (text + "\n").encode())
-        return text
+        return _write_json(self.to_dict(history=history), path)
+
+
+@dataclass
+class TiledRestoration:
+    """What a tiled restoration produced: the blended image and, per tile, how it stopped.
+
+    Attributes
+    ----------
+    image : numpy.ndarray or torch.Tensor
+        The blended result.
+    tiles : list of dict
+        Per tile: ``top``, ``left``, ``height``, ``width``, ``stop_iteration``, ``stopped_by``,
+        ``iterations_run``, ``estimated_psnr``, ``seconds`` (and, with a reference, its
+        ``ref_psnr``, ``oracle_psnr`` and ``oracle_iteration``).
+    tile, overlap : int
+        Tile size and overlap in pixels.
+    estimated_psnr : float or None
+        The tiles' estimated errors pooled over their pixels (no clean image used), in dB.
+    sigma_used : float
+        Noise level used for every tile, image units.
+    sigma_source : str
+        ``"given"`` or ``"estimated"`` (once, on the whole image).
+    seed : int
+    device : str
+    seconds : float
+        Wall time of all tiles.
+    evaluation : dict or None
+        EVALUATION ONLY: ``ref_psnr`` and ``noisy_psnr`` of the whole image, and ``oracle_psnr``: the
+        blend of every tile's own best iterate.
+    config : dict
+        The settings of every tile's run.
+    versions : dict
+        Package versions.
+    """
+
+    image: Any
+    tiles: list[dict]
+    tile: int
+    overlap: int
+    estimated_psnr: float | None
+    sigma_used: float
+    sigma_source: str
+    seed: int
+    device: str
+    seconds: float
+    evaluation: dict | None
+    config: dict
+    versions: dict = field(default_factory=versions)
+
+    @property
+    def stop_iterations(self) -> list[int]:
+        """Each tile's stop iteration."""
+        return [t["stop_iteration"] for t in self.tiles]
+
+    def describe_estimate(self) -> str:
+        """The pooled PSNR estimate, e.g. ``"29.90 dB (pooled over 6 tiles)"``, or ``"n/a"``."""
+        if self.estimated_psnr is None:
+            return "n/a"
+        return f"{self.estimated_psnr:.2f} dB (pooled over {len(self.tiles)} tiles)"
+
+    def to_dict(self, history: bool = True) -> dict:
+        """JSON-ready dictionary of everything but the image (``history`` is accepted for symmetry with
+        :meth:`Restoration.to_dict`; tiles keep no per-iteration history)."""
+        out = {"tiled": True, "tile": self.tile, "overlap": self.overlap, "tiles": self.tiles,
+               "estimated_psnr": self.estimated_psnr, "sigma_used": self.sigma_used,
+               "sigma_source": self.sigma_source, "seed": self.seed, "device": self.device,
+               "seconds": self.seconds}
+        if self.evaluation is not None:
+            out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr")})
+            out["evaluation"] = self.evaluation
+        out["config"] = self.config
+        out["versions"] = self.versions
+        return _clean(out)
+
+    def to_json(self, path: str | os.PathLike | None = None, history: bool = True) -> str:
+        """Serialise to JSON; written atomically to ``path`` when given (see :meth:`Restoration.to_json`)."""
+        return _write_json(self.to_dict(history=history), path)

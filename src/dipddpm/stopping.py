@@ -31,6 +31,7 @@ __all__ = [
     "Stopper",
     "WindowedVarianceStopper",
     "estimated_psnr",
+    "patience_exhausted",
     "recorruption_offset",
     "validation_target",
 ]
@@ -113,8 +114,25 @@ class Stopper:
                 "evaluation_only": self.evaluation_only}
 
 
+def patience_exhausted(iteration: int, best_iteration: int, start: int, patience: int) -> bool:
+    """The patience rule of the minimum-tracking stoppers: fire when ``t - max(t0, t*) >= P``.
+
+    ``t`` is the iteration, ``t*`` that of the best value so far, ``t0`` where counting starts
+    (e.g. the final stage) and ``P`` the patience.
+
+    Parameters
+    ----------
+    iteration, best_iteration, start, patience : int
+
+    Returns
+    -------
+    bool
+    """
+    return iteration - max(start, best_iteration) >= patience
+
+
 class _MinimumWithPatience(Stopper):
-    """Keep the iterate with the lowest ``value``; fire ``patience`` iterations after it."""
+    """Keep the iterate with the lowest ``value``; fire when :func:`patience_exhausted` says so."""
 
     def __init__(self, patience: int):
         super().__init__()
@@ -127,7 +145,7 @@ class _MinimumWithPatience(Stopper):
         raise NotImplementedError
 
     def _patience_start(self, obs: Observation) -> int:
-        return self.best_iteration or 0
+        return 0
 
     def _update(self, obs: Observation) -> bool:
         self.value = self._criterion(obs)
@@ -136,7 +154,7 @@ class _MinimumWithPatience(Stopper):
         if self.value < self.best_value:
             self.best_value = self.value
             self._keep(obs)
-        return obs.iteration - self._patience_start(obs) >= self.patience
+        return patience_exhausted(obs.iteration, self.best_iteration or 0, self._patience_start(obs), self.patience)
 
 
 def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float) -> torch.Tensor:
@@ -247,7 +265,7 @@ class RecorruptionStopper(_MinimumWithPatience):
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
-                 patience: int = 300, clipped: bool = True, sigma_rel_error: float = 0.0):
+                 patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0):
         super().__init__(patience)
         self.validation = validation_target(observation, noise, sigma, ratio)
         self.noise = noise
@@ -266,7 +284,7 @@ class RecorruptionStopper(_MinimumWithPatience):
             return obs.iteration
         if self.final_start is None:
             self.final_start = obs.iteration
-        return max(self.final_start, self.best_iteration or 0)
+        return self.final_start
 
     @property
     def offset(self) -> float | None:

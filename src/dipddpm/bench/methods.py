@@ -173,19 +173,19 @@ _SEED = replace(_OURS, staging=StagingConfig(timesteps=(100, 50, 25, 10), ratio=
 
 
 def _variant(stages: int, ratio: float = 0.5, output: str = "ema", variant: str = "single",
-             s_max: float = 4.0, channels: int = 32) -> DipMethod:
+             s_max: float = 4.0, channels: int = 32, lr: float = 0.01) -> DipMethod:
     """A tuning variant, named by how it differs from ``K{stages}`` (a = 0.5, EMA output, s_max = 4 sigma,
-    32 channels)."""
+    32 channels, learning rate 0.01)."""
     name = f"K{stages}" + (f"-a{ratio:g}" if ratio != 0.5 else "") + ("-raw" if output == "raw" else "") \
         + (f"-{variant}" if variant != "single" else "") + (f"-smax{s_max:g}" if s_max != 4.0 else "") \
-        + (f"-c{channels}" if channels != 32 else "")
+        + (f"-c{channels}" if channels != 32 else "") + (f"-lr{lr:g}" if lr != 0.01 else "")
     staging = replace(_OURS.staging, num_stages=stages, ratio=ratio, s_max_factor=s_max)
     net = replace(_OURS.train.net, channels=channels)
-    config = replace(_OURS, staging=staging, train=replace(_OURS.train, output=output, net=net))
+    config = replace(_OURS, staging=staging, train=replace(_OURS.train, output=output, net=net, lr=lr))
     what = {"antithetic": "antithetic pair (z and -z) averaged, 2x compute",
             "refit": "refit on y for the chosen number of iterations, 2x compute"}.get(variant, "single run")
     return DipMethod(name, f"{stages} stage(s), a = {ratio:g}, {output} output, s_max = {s_max:g} sigma, "
-                           f"{channels} channels, {what}", config, ("recorruption",), variant)
+                           f"{channels} channels, lr {lr:g}, {what}", config, ("recorruption",), variant)
 
 
 _TUNING = [_variant(1), _variant(3), _variant(5), _variant(1, ratio=0.25), _variant(1, ratio=1.0),
@@ -194,7 +194,9 @@ _TUNING = [_variant(1), _variant(3), _variant(5), _variant(1, ratio=0.25), _vari
            _variant(3, variant="refit"), _variant(3, s_max=2.0), _variant(3, s_max=8.0),
            _variant(1, channels=64), _variant(1, channels=128), _variant(1, ratio=0.25, channels=64),
            _variant(1, ratio=0.125), _variant(1, ratio=0.0625), _variant(1, ratio=0.25, variant="antithetic"),
-           _variant(3, ratio=0.25, s_max=2.0), _variant(1, ratio=0.25, output="raw")]
+           _variant(3, ratio=0.25, s_max=2.0), _variant(1, ratio=0.25, output="raw"),
+           _variant(1, ratio=0.25, channels=16), _variant(1, ratio=0.25, channels=16, lr=0.02),
+           _variant(1, ratio=0.25, lr=0.02)]
 
 METHODS: dict[str, DipMethod | OneShotMethod] = {m.name: m for m in [
     DipMethod("ours", "the default settings, sigma estimated; every stopper watches", _OURS, _WATCH_ALL),

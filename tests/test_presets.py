@@ -1,0 +1,34 @@
+import pytest
+
+from dipddpm import DenoiserConfig, InputError
+from dipddpm.presets import PRESETS, get_preset
+from dipddpm.restore import check_stopper_name
+
+
+def test_default_preset_is_the_package_default():
+    assert PRESETS["default"].config == DenoiserConfig()
+    assert PRESETS["default"].stopper == "recorruption"
+
+
+def test_paper_preset_is_the_original_recipe():
+    paper = PRESETS["paper"]
+    net, train = paper.config.train.net, paper.config.train
+    assert (net.channels, net.depth, net.skip_channels, net.input_channels) == (128, 5, 4, 32)
+    assert (net.padding_mode, net.upsample) == ("reflect", "bilinear")
+    assert (train.lr, train.input_jitter, train.ema_decay, train.max_iter) == (0.01, pytest.approx(1 / 30), 0.99, 3000)
+    assert paper.config.staging.ratio == 0 and paper.config.staging.num_stages == 1  # fits y itself
+    assert paper.stopper == "fixed:3000"
+
+
+def test_budget_override_moves_a_fixed_stop_with_it():
+    assert get_preset("paper", 500).stopper == "fixed:500"
+    assert get_preset("paper", 500).config.train.max_iter == 500
+    assert get_preset("default", 500).stopper == "recorruption"
+    for preset in PRESETS.values():
+        check_stopper_name(preset.stopper)
+
+
+@pytest.mark.parametrize("name,budget,message", [("fast", None, "unknown preset"), ("paper", 0, "max_iter")])
+def test_bad_presets(name, budget, message):
+    with pytest.raises(InputError, match=message):
+        get_preset(name, budget)

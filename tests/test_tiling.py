@@ -1,0 +1,127 @@
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from conftest import smooth_image
+
+import dipddpm
+from dipddpm import DenoiserConfig, InputError, NetConfig, StagingConfig, TrainConfig, denoise
+from dipddpm.api import plan_tiling
+from dipddpm.memory import activation_floats_per_pixel, estimate_memory
+from dipddpm.nets import padded_size
+from dipddpm.result import TiledRestoration
+from dipddpm.tiling import blend_window, choose_tile, restore_tiled, tile_boxes, tile_starts
+
+FAST = DenoiserConfig(train=TrainConfig(max_iter=6, net=NetConfig(channels=8, depth=3, input_channels=8)),
+                      staging=StagingConfig(num_stages=1))
+
+
+@pytest.mark.parametrize("length,tile,overlap", [(100, 32, 8), (64, 32, 0), (33, 32, 4), (32, 32, 8),
+                                                 (10, 32, 8), (500, 128, 32), (129, 64, 63)])
+def test_tile_starts_cover_the_axis_with_at_least_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    size = min(tile, length)
+    covered = np.zeros(length, bool)
+    for s in starts:
+        covered[s:s + size] = True
+    assert covered.all()
+    assert starts[0] == 0 and starts[-1] + size == length
+    assert all(0 < b - a <= tile - overlap for a, b in zip(starts[:-1], starts[1:], strict=True))  # share >= overlap
+
+
+def test_tile_starts_reject_an_overlap_as_large_as_the_tile():
+    with pytest.raises(ValueError):
+        tile_starts(100, 16, 16)
+
+
+def test_blend_window_is_positive_flat_inside_and_symmetric():
+    w = blend_window(20, 30, 6)
+    assert w.shape == (20, 30) and (w > 0).all()
+    assert torch.all(w[6:14, 6:24] == 1)
+    assert torch.allclose(w, w.flip(0)) and torch.allclose(w, w.flip(1))
+    assert w[0, 10] < w[3, 10] < w[6, 10]
+
+
+def _fake_restore(transform):
+    """A stand-in for restore_tensor: returns transform(tile) and made-up stop numbers."""
+    def restore(y, sigma, reference=None):
+        evaluation = None if reference is None else {"ref_psnr": 1.0, "oracle_psnr": 2.0, "oracle_iteration": 3}
+        image = transform(y)
+        return SimpleNamespace(image=image, stop_iteration=y.shape[-1], stopped_by="recorruption",
+                               iterations_run=10, estimated_psnr=30.0, seconds=0.0, seed=0, device="cpu",
+                               config={}, evaluation=evaluation, outputs={"oracle": image})
+    return restore
+
+
+def test_blending_tiles_that_return_their_input_gives_back_the_image():
+    image = torch.rand(1, 3, 37, 53, dtype=torch.float32)
+    result = restore_tiled(image, 0.1, 16, 5, _fake_restore(lambda y: y.clone()))
+    assert torch.allclose(result.image, image, atol=1e-6)
+    assert len(result.tiles) == len(tile_boxes(37, 53, 16, 5))
+    assert result.estimated_psnr == pytest.approx(30.0)  # equal tile estimates pool to the same value
+
+
+def test_blend_is_a_convex_combination_of_the_tiles():
+    image = torch.zeros(1, 1, 40, 40)
+    values = iter(range(1, 100))
+    result = restore_tiled(image, 0.1, 16, 6, _fake_restore(lambda y: torch.full_like(y, float(next(values)))))
+    assert result.image.min() >= 1 and result.image.max() <= len(result.tiles)
+    assert result.image[0, 0, 0, 0] == 1  # covered by the first tile only
+
+
+def test_choose_tile_fits_the_budget():
+    net = NetConfig()
+    assert choose_tile(64, 64, 3, net, 2**40, 32) is None
+    budget = estimate_memory(300, 300, 3, net)
+    tile = choose_tile(1000, 1000, 3, net, budget, 32)
+    assert tile is not None and estimate_memory(tile, tile, 3, net) <= budget < estimate_memory(2 * tile, 2 * tile,
+                                                                                               3, net)
+    with pytest.raises(InputError, match="budget"):
+        choose_tile(1000, 1000, 3, net, 1000, 32)
+
+
+def test_memory_estimate_is_linear_in_padded_pixels_and_grows_with_width():
+    net = NetConfig()
+    small, large = estimate_memory(64, 64, 3, net), estimate_memory(256, 128, 3, net)
+    p_small, p_large = np.prod(padded_size(64, 64, net.depth)), np.prod(padded_size(256, 128, net.depth))
+    per_pixel = (large - small) / (p_large - p_small)
+    assert per_pixel == pytest.approx(4 * (activation_floats_per_pixel(3, net) + 2 * net.input_channels + 18),
+                                      rel=1e-6)
+    weights = sum(p.numel() for p in dipddpm.nets.SkipUNet(3, net).parameters())
+    assert small - per_pixel * p_small == pytest.approx(16 * weights, abs=2)  # weights, grads, Adam moments
+    assert activation_floats_per_pixel(3, NetConfig(channels=64)) > activation_floats_per_pixel(3, net)
+
+
+def test_denoise_in_tiles_end_to_end(rng):
+    clean = smooth_image(40, 36)
+    noisy = dipddpm.add_gaussian_noise(clean, 0.1, rng)
+    info = denoise(noisy, channel_axis=-1, config=FAST, tile=20, overlap=4, reference=clean, return_info=True)
+    assert isinstance(info, TiledRestoration)
+    assert info.image.shape == noisy.shape and np.isfinite(info.image).all()
+    assert len(info.tiles) == len(tile_boxes(40, 36, 20, 4)) and info.sigma_source == "estimated"
+    assert all(t["iterations_run"] <= 6 for t in info.tiles)
+    data = json.loads(info.to_json())
+    assert data["tiled"] and {"ref_psnr", "oracle_psnr"} <= set(data)
+    plain = denoise(noisy, channel_axis=-1, config=FAST, tile=None)
+    assert plain.shape == noisy.shape
+
+
+def test_auto_tiling_follows_the_memory_budget(rng):
+    noisy = dipddpm.add_gaussian_noise(smooth_image(40, 40), 0.1, rng)
+    budget = estimate_memory(40, 40, 3, FAST.train.net) - 1
+    info = denoise(noisy, 0.1, channel_axis=-1, config=FAST, memory_budget=budget, overlap=4, return_info=True)
+    assert isinstance(info, TiledRestoration) and info.tile < 40
+    whole = denoise(noisy, 0.1, channel_axis=-1, config=FAST, memory_budget=budget + 1, return_info=True)
+    assert not isinstance(whole, TiledRestoration)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(tile=4), "tile must be"), (dict(tile=True), "tile must be"), (dict(tile="big"), "tile must be"),
+    (dict(tile=20, overlap=10), "tile must be"), (dict(overlap=-1), "overlap"), (dict(overlap=2.5), "overlap"),
+    (dict(memory_budget=0), "memory_budget"), (dict(memory_budget=100), "budget"),
+])
+def test_bad_tiling_arguments(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        plan_tiling(500, 500, 3, **{"config": FAST, **kwargs})
