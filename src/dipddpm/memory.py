@@ -12,6 +12,7 @@ from .nets import NetConfig, SkipUNet, padded_size
 __all__ = ["activation_floats_per_pixel", "default_budget", "estimate_memory"]
 
 _BYTES = 4  # float32
+_ALLOCATOR_MARGIN = 1.25
 
 
 @functools.lru_cache(maxsize=32)
@@ -54,12 +55,13 @@ def activation_floats_per_pixel(colour: int, net: NetConfig) -> float:
 def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int:
     """Bytes one training run on a ``height x width`` image needs beyond the process's baseline.
 
-    ``bytes = 4 * (A + 2 * C_in + 6 * C) * P + 16 * W``, with ``P`` the padded pixel count, ``A``
-    the activation floats per pixel (:func:`activation_floats_per_pixel`), ``C_in`` the input
-    code's channels (code and jitter), ``C`` the image channels (observation, ``z``, target,
-    validation target, EMA, output) and ``W`` the parameters (weights, gradients and Adam's two
-    moments). Measured peaks on CPU (torch 2.13, ``benchmarks/speed.py --memory``) stay 10-20% below
-    it for 16-128 channels at 256^2-1024^2.
+    ``bytes = 1.25 * 4 * (A + 3 C_in + 12 C) * P + 16 W``, with ``P`` the padded pixel count, ``A``
+    the activation floats per pixel (:func:`activation_floats_per_pixel`), ``C_in`` the input code's
+    channels (code, jitter, their sum), ``C`` the image channels (observation, ``z``, targets, EMA,
+    raw output and the iterates the stoppers keep) and ``W`` the parameters (weights, gradients and
+    Adam's two moments). The factor 1.25 covers the allocator: measured peaks on CPU (torch 2.13,
+    ``python benchmarks/speed.py steps``) were 4-30% below the estimate for the default network at
+    256^2-1024^2 and the paper's 128-channel network at 256^2.
 
     Parameters
     ----------
@@ -76,14 +78,15 @@ def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int
     """
     ph, pw = padded_size(height, width, net.depth)
     pixels = ph * pw
-    per_pixel = activation_floats_per_pixel(colour, net) + 2 * net.input_channels + 6 * colour
+    per_pixel = activation_floats_per_pixel(colour, net) + 3 * net.input_channels + 12 * colour
     weights = sum(p.numel() for p in SkipUNet(colour, net).to("meta").parameters())
-    return int(_BYTES * (per_pixel * pixels + 4 * weights))
+    return int(_BYTES * (_ALLOCATOR_MARGIN * per_pixel * pixels + 4 * weights))
 
 
 def default_budget(device: torch.device) -> int:
     """Memory one run may use before the image is tiled: on CUDA half the free memory, on CPU a quarter
-    of the physical memory, at most 4 GiB (a 1024^2 RGB image with the default network needs about 2 GiB).
+    of the physical memory, at most 4 GiB (the estimate for a 1024^2 RGB image with the default network is
+    2.7 GiB).
 
     Parameters
     ----------

@@ -1,0 +1,160 @@
+"""Forward operators ``y = A x`` for restoration: identity (denoising), pixel mask (inpainting), downsampling.
+
+Each has deepinv's interface, ``A(x)`` and ``A_adjoint(y)`` on ``(B, C, H, W)`` tensors, plus
+``measured_shape(shape)``, the shape of ``A x`` for an image of that shape. Noise is not part of an
+operator (see :mod:`dipddpm.noise_models`). :func:`from_deepinv` wraps any object with ``A`` and
+``A_adjoint``, such as a deepinv physics; deepinv itself is never imported.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+__all__ = ["DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "from_deepinv"]
+
+
+class Operator(Protocol):
+    """What the restoration loop needs from a forward operator."""
+
+    def A(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor: ...
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]: ...
+
+
+def _batch_shape(shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise InputError(f"operators act on (B, C, H, W) tensors, got shape {shape}")
+    return shape
+
+
+class Identity:
+    """``A = A^T = I``: plain denoising."""
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        _batch_shape(x.shape)
+        return x
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        _batch_shape(y.shape)
+        return y
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return _batch_shape(shape)
+
+
+class PixelMask:
+    """Inpainting: ``A x = m * x`` with a 0/1 mask ``m``; ``A`` is diagonal, so ``A^T = A`` and ``A A = A``.
+
+    Parameters
+    ----------
+    mask : torch.Tensor or array-like
+        1 where a pixel is observed, 0 where it is missing; ``(H, W)`` for all channels or ``(C, H, W)``
+        (``C`` may be 1).
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        mask = torch.as_tensor(mask)
+        if mask.ndim not in (2, 3):
+            raise InputError(f"a mask must have shape (H, W) or (C, H, W), got {tuple(mask.shape)}")
+        if not torch.all((mask == 0) | (mask == 1)):
+            raise InputError("mask values must be 0 or 1")
+        if not torch.any(mask == 1):
+            raise InputError("the mask keeps no pixels")
+        self.mask = mask.to(torch.float32)
+
+    def _fit(self, shape: tuple[int, ...]) -> None:
+        _, channels, height, width = _batch_shape(shape)
+        mask_channels = self.mask.shape[0] if self.mask.ndim == 3 else 1
+        if tuple(self.mask.shape[-2:]) != (height, width) or mask_channels not in (1, channels):
+            raise InputError(f"a mask of shape {tuple(self.mask.shape)} does not fit an image of shape {tuple(shape)}")
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        self._fit(x.shape)
+        return x * self.mask.to(dtype=x.dtype, device=x.device)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.A(y)
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._fit(shape)
+        return tuple(shape)
+
+
+class Downsample:
+    """Super-resolution: ``A`` averages ``f x f`` blocks (box filter, stride ``f``).
+
+    ``(A x)[i, j] = f^-2 sum_{a, b < f} x[f i + a, f j + b]``; its exact adjoint repeats each value over
+    its block and divides by ``f^2`` (nearest-neighbour upsampling / ``f^2``), so ``A A^T = I / f^2``.
+    Re-derived here rather than taken from deepinv, whose ``Downsampling`` blurs with a chosen filter
+    before decimating; the box filter keeps the adjoint exact and a constant image constant.
+
+    Parameters
+    ----------
+    factor : int
+        Integer scale factor ``f`` >= 2; image height and width must be multiples of it.
+    """
+
+    def __init__(self, factor: int) -> None:
+        if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
+            raise InputError(f"the downsampling factor must be an integer >= 2, got {factor!r}")
+        self.factor = factor
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        batch, channels, height, width = _batch_shape(shape)
+        f = self.factor
+        if height % f or width % f:
+            raise InputError(f"a {height}x{width} image is not divisible by the downsampling factor {f}; "
+                             f"crop it to {height - height % f}x{width - width % f}")
+        return batch, channels, height // f, width // f
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        self.measured_shape(x.shape)
+        return F.avg_pool2d(x, self.factor)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        _batch_shape(y.shape)
+        f = self.factor
+        return y.repeat_interleave(f, dim=-2).repeat_interleave(f, dim=-1) / f**2
+
+
+class DeepinvOperator:
+    """An object with ``A`` and ``A_adjoint`` (e.g. a deepinv physics) seen as an :class:`Operator`."""
+
+    def __init__(self, physics) -> None:
+        self.physics = physics
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        return self.physics.A(x)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.physics.A_adjoint(y)
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Found by applying ``A`` to zeros of ``shape``."""
+        return tuple(self.A(torch.zeros(_batch_shape(shape))).shape)
+
+
+def from_deepinv(physics) -> DeepinvOperator:
+    """Wrap a deepinv physics, or any object with callable ``A`` and ``A_adjoint``, as an :class:`Operator`.
+
+    Parameters
+    ----------
+    physics : object
+        Has ``A(x)`` and ``A_adjoint(y)`` on ``(B, C, H, W)`` tensors.
+
+    Returns
+    -------
+    DeepinvOperator
+    """
+    missing = [name for name in ("A", "A_adjoint") if not callable(getattr(physics, name, None))]
+    if missing:
+        raise InputError(f"{type(physics).__name__} is not a forward operator: it has no {' or '.join(missing)}")
+    return DeepinvOperator(physics)
