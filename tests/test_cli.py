@@ -110,6 +110,10 @@ def _bad(tmp_path, noisy_png):
     text = tmp_path / "text.png"
     text.write_text("no pixels here")
     out = str(tmp_path / "out.png")
+    zero_mask = write_image(tmp_path / "zero.png", np.zeros((24, 20), np.uint8))
+    two_channel_mask = write_image(tmp_path / "mask2.png", np.full((24, 20, 2), 255, np.uint8))
+    inpaint = ["inpaint", str(noisy_png), "-o", out, "--mask"]
+    upscale = ["upscale", str(noisy_png), "-o", out, "--scale"]
     return {
         "missing file": (["denoise", str(tmp_path / "nope.png"), "-o", out], "no such file"),
         "empty file": (["denoise", str(empty), "-o", out], "empty"),
@@ -131,13 +135,32 @@ def _bad(tmp_path, noisy_png):
         "ref of another size": (["denoise", str(noisy_png), "-o", out, "--ref", str(noisy_png.parent / "small.png")],
                                 "reference"),
         "missing output option": (["denoise", str(noisy_png)], "-o"),
+        "unknown noise": (["denoise", str(noisy_png), "-o", out, "--noise", "shot"], "--noise"),
+        "recorruption with poisson": (["denoise", str(noisy_png), "-o", out, "--noise", "poisson", "--stopper",
+                                       "recorruption"], "only then"),
+        "mask of another size": (inpaint + [str(noisy_png.parent / "small.png")],
+                                 "the mask is 5x5 pixels but the image is 24x20"),
+        "empty mask": (inpaint + [str(zero_mask)], "the mask keeps no pixels"),
+        "mask with other channels": (inpaint + [str(two_channel_mask)], "channels"),
+        "missing mask": (["inpaint", str(noisy_png), "-o", out], "--mask"),
+        "inpaint recorruption without sigma": (inpaint + [str(noisy_png), "--stopper", "recorruption"], "needs sigma"),
+        "inpaint ref of another size": (inpaint + [str(noisy_png), "--ref", str(noisy_png.parent / "small.png")],
+                                        "reference"),
+        "scale 1": (upscale + ["1"], "--scale must be an integer of at least 2"),
+        "scale not an integer": (upscale + ["2.5"], "--scale must be an integer of at least 2"),
+        "upscale ref of the input's size": (upscale + ["2", "--ref", str(noisy_png)], "restored to 48x40"),
+        "upscale unwritable output": (["upscale", str(noisy_png), "-o", str(tmp_path / "no" / "o.png"), "--scale",
+                                       "2"], "does not exist"),
     }
 
 
 CASES = ["missing file", "empty file", "not an image", "nan pixels", "negative sigma", "text sigma",
          "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper",
          "unknown watched stopper", "bad plot format", "bad compare format", "oracle without ref",
-         "ref of another size", "missing output option"]
+         "ref of another size", "missing output option", "unknown noise", "recorruption with poisson",
+         "mask of another size", "empty mask", "mask with other channels", "missing mask",
+         "inpaint recorruption without sigma", "inpaint ref of another size", "scale 1", "scale not an integer",
+         "upscale ref of the input's size", "upscale unwritable output"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -221,3 +244,52 @@ def test_bad_tiling_and_preset_options_write_nothing(tmp_path, noisy_png, capsys
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out.exists() and not (tmp_path / "p.png").exists()
+
+
+@pytest.fixture
+def mask_png(tmp_path):
+    mask = (np.random.default_rng(0).random((24, 20)) < 0.6).astype(np.uint8) * 255
+    return write_image(tmp_path / "mask.png", mask)
+
+
+def test_inpaint_end_to_end(tmp_path, noisy_png, mask_png, capsys):
+    out, js, plot = tmp_path / "filled.png", tmp_path / "run.json", tmp_path / "curves.svg"
+    code = main(["inpaint", str(noisy_png), "--mask", str(mask_png), "-o", str(out), "--json", str(js), "--plot",
+                 str(plot), "--ref", str(tmp_path / "clean.png"), "--max-iter", "20"])
+    assert code == 0
+    image = read_image(out)
+    assert image.shape == read_image(noisy_png).shape and image.dtype == np.uint8
+    data = json.loads(js.read_text())
+    assert data["physics"].startswith("pixel mask") and data["noise"] == "gaussian"
+    assert data["stopper"] == "held-out" and data["sigma_source"] == "none" and "ref_psnr" in data
+    assert plot.read_text().startswith("<?xml")
+    printed = capsys.readouterr().out
+    assert "operator: pixel mask" in printed and "sigma not used" in printed and "wrote" in printed
+
+
+def test_inpaint_with_sigma_uses_recorruption(tmp_path, noisy_png, mask_png):
+    out, js = tmp_path / "filled.png", tmp_path / "run.json"
+    assert main(["inpaint", str(noisy_png), "--mask", str(mask_png), "-o", str(out), "--sigma", "25/255", "--json",
+                 str(js), *FAST_ARGS]) == 0
+    data = json.loads(js.read_text())
+    assert data["stopper"] == "recorruption" and data["sigma_source"] == "given"
+    assert data["estimated_psnr"] is None  # it would be that of the observed pixels only
+
+
+def test_upscale_end_to_end(tmp_path, noisy_png):
+    out, js, ref = tmp_path / "big.png", tmp_path / "run.json", tmp_path / "big-clean.png"
+    write_image(ref, np.round(smooth_image(48, 40) * 255).astype(np.uint8))
+    assert main(["upscale", str(noisy_png), "--scale", "2", "-o", str(out), "--ref", str(ref), "--json", str(js),
+                 *FAST_ARGS]) == 0
+    assert read_image(out).shape == (48, 40, 3)
+    data = json.loads(js.read_text())
+    assert data["physics"] == "downsample x2" and data["stopper"] == "held-out"
+    assert data["evaluation"]["noisy_psnr"] is None and data["ref_psnr"] is not None
+
+
+@pytest.mark.parametrize("noise", ["poisson", "impulse", "speckle"])
+def test_denoise_other_noise_uses_the_held_out_stop(tmp_path, noisy_png, noise):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--noise", noise, "--json", str(js), *FAST_ARGS]) == 0
+    data = json.loads(js.read_text())
+    assert data["stopper"] == "held-out" and data["noise"] == noise and data["sigma_used"] is None

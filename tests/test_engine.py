@@ -3,9 +3,11 @@ import math
 import pytest
 import torch
 
-from dipddpm.curriculum import Curriculum, NoiseFloorRule, geometric_stages
+from dipddpm.curriculum import Curriculum, NoiseFloorRule, geometric_stages, plain_stages
 from dipddpm.engine import TrainConfig, TrainingDiverged, run
 from dipddpm.nets import NetConfig, SkipUNet
+from dipddpm.noise_models import absolute_error
+from dipddpm.physics import Downsample
 from dipddpm.stopping import FixedStopper, OracleStopper, RecorruptionStopper
 
 SMALL = NetConfig(channels=8, depth=3, input_channels=8)
@@ -102,3 +104,39 @@ def test_bad_train_config():
 def test_a_callback_can_end_the_run():
     record, _ = _run(max_iter=50, callbacks=(lambda info: info.iteration >= 9,))
     assert record.stopped_by == "callback" and record.iterations_run == 9
+
+
+class _Shapes(FixedStopper):
+    """A fixed stop that records the shapes it was shown."""
+
+    def _update(self, obs):
+        self.shapes = (tuple(obs.output.shape), tuple(obs.measured.shape))
+        return super()._update(obs)
+
+
+def test_the_network_produces_the_image_behind_the_measurement():
+    g = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 3, 8, 6, generator=g)
+    cur = Curriculum(y, torch.zeros_like(y), plain_stages(), 0.0, NoiseFloorRule())
+    watcher = _Shapes(4)
+    record = run(cur, {"fixed": watcher}, "fixed", TrainConfig(max_iter=10, net=SMALL), physics=Downsample(2))
+    assert record.output.shape == (1, 3, 16, 12) and record.iterations_run == 4
+    assert watcher.shapes == ((1, 3, 16, 12), (1, 3, 8, 6))
+
+
+def test_values_with_zero_training_weight_never_reach_the_network():
+    x, y, z, _ = _setup()
+    weights = (torch.rand(y.shape, generator=torch.Generator().manual_seed(9)) > 0.3).float()
+    cfg = TrainConfig(max_iter=6, net=SMALL)
+
+    def trained(observation, train_weights):
+        cur = Curriculum(observation, z, plain_stages(), 0.0, NoiseFloorRule())
+        return run(cur, {"fixed": FixedStopper(6)}, "fixed", cfg, pixel_loss=absolute_error,
+                   train_weights=train_weights)
+
+    changed = y + 0.5 * (1 - weights)
+    a, b = trained(y, weights), trained(changed, weights)
+    assert torch.equal(a.output, b.output) and a.history["loss"] == b.history["loss"]
+    assert not torch.equal(a.output, trained(changed, None).output)
+    with pytest.raises(ValueError, match="train_weights"):
+        trained(y, torch.zeros_like(y))

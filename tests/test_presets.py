@@ -7,7 +7,7 @@ from dipddpm.restore import check_stopper_name
 
 def test_default_preset_is_the_package_default():
     assert PRESETS["default"].config == DenoiserConfig()
-    assert PRESETS["default"].stopper == "recorruption"
+    assert PRESETS["default"].stopper == "auto"
 
 
 def test_paper_preset_is_the_original_recipe():
@@ -23,7 +23,7 @@ def test_paper_preset_is_the_original_recipe():
 def test_budget_override_moves_a_fixed_stop_with_it():
     assert get_preset("paper", 500).stopper == "fixed:500"
     assert get_preset("paper", 500).config.train.max_iter == 500
-    assert get_preset("default", 500).stopper == "recorruption"
+    assert get_preset("default", 500).stopper == "auto"
     for preset in PRESETS.values():
         check_stopper_name(preset.stopper)
 

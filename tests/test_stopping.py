@@ -3,17 +3,23 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import smooth_image
 
+from dipddpm.errors import InputError
+from dipddpm.metrics import tensor_psnr
+from dipddpm.noise_models import NOISE_MODELS
 from dipddpm.stopping import (
     DiscrepancyStopper,
     ExponentialVarianceStopper,
     FixedStopper,
+    HeldOutStopper,
     Observation,
     OracleStopper,
     RecorruptionStopper,
     ScheduleEndStopper,
     WindowedVarianceStopper,
     estimated_psnr,
+    holdout_mask,
     patience_exhausted,
     recorruption_offset,
 )
@@ -193,3 +199,72 @@ def test_estimated_psnr_range_covers_the_truth_and_narrows_with_larger_ratio():
 ])
 def test_patience_rule(iteration, best, start, patience, fires):
     assert patience_exhausted(iteration, best, start, patience) is fires
+
+
+def _blur(img):
+    kernel = torch.ones(img.shape[1], 1, 3, 3, dtype=img.dtype) / 9
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(img, (1, 1, 1, 1), mode="reflect"), kernel,
+                                      groups=img.shape[1])
+
+
+@pytest.mark.parametrize("name,level", [("gaussian", 0.1), ("poisson", 12.0), ("impulse", 0.2), ("speckle", 0.35)])
+def test_held_out_stopper_stops_near_the_oracle_peak(name, level):
+    """A DIP-like trajectory: structure first, then the noise of the training values, which the net's
+    smoothness spreads to their neighbours (held-out ones included)."""
+    model, clean = NOISE_MODELS[name], smooth_image(32, 32)
+    x = torch.from_numpy(clean.transpose(2, 0, 1))[None]
+    y = torch.from_numpy(model.sample(clean, level, np.random.default_rng(0), bits=None).transpose(2, 0, 1))[None]
+    held_out = holdout_mask(torch.ones_like(y), 0.1, seed=0)
+    leak = 3 * _blur(_blur((y - x) * (1 - held_out)))  # never contains a held-out value's own noise
+    held, oracle = HeldOutStopper(y, held_out, model.loss, patience=40), OracleStopper(x)
+    steps = 300
+    for t in range(1, steps + 1):
+        out = x + math.exp(-t / 30) * (0.5 - x) + (t / steps) * leak
+        oracle.observe(_obs(t, out))
+        if held.observe(_obs(t, out)):
+            break
+    assert held.fired_at == held.best_iteration + 40
+    assert abs(held.best_iteration - oracle.best_iteration) <= 0.1 * steps
+    assert oracle.best_value - tensor_psnr(held.best_output, x) < 0.5
+    assert held.summary()["held_out_values"] == int(held_out.sum())
+
+
+def test_holdout_mask_draws_a_fixed_fraction_of_the_measured_values():
+    measured = torch.ones(1, 3, 20, 20)
+    measured[..., :10] = 0  # half not measured: never held out
+    h = holdout_mask(measured, 0.1, seed=3)
+    assert h.shape == measured.shape and set(h.unique().tolist()) == {0.0, 1.0}
+    assert int(h.sum()) == round(0.1 * 600) and float((h * (1 - measured)).sum()) == 0
+    assert torch.equal(h, holdout_mask(measured, 0.1, seed=3))
+    assert not torch.equal(h, holdout_mask(measured, 0.1, seed=4))
+    assert not torch.equal(h[0, 0], h[0, 1])  # per value, not per pixel
+    with pytest.raises(InputError, match="fraction"):
+        holdout_mask(measured, 1.0, seed=0)
+    with pytest.raises(InputError, match="too few"):
+        holdout_mask(torch.ones(1, 1, 1, 1), 0.1, seed=0)
+
+
+def test_stoppers_that_compare_with_y_ignore_unweighted_values():
+    y = torch.zeros(SHAPE)
+    weights = torch.ones(SHAPE)
+    weights[..., :12] = 0
+    out = torch.full(SHAPE, 0.05)
+    out[..., :12] = 5.0  # far off, but only where nothing was measured
+    d = DiscrepancyStopper(y, sigma=0.1, weights=weights)
+    assert d.observe(_obs(1, out)) and d.value == pytest.approx(0.0025)
+    r = RecorruptionStopper(y, torch.zeros(SHAPE), 0.1, 0.5, clipped=False, weights=weights)
+    r.observe(_obs(1, out))
+    assert r.value == pytest.approx(0.0025)
+
+
+def test_stoppers_compare_the_measured_output_with_y():
+    y = torch.zeros(1, 3, 4, 4)
+    image = torch.full((1, 3, 8, 8), 9.0)  # the output lives in image space; only A(output) meets y
+    obs = Observation(iteration=1, output=image, raw=image, stage=0, final_stage=True, schedule_finished=False,
+                      measured=torch.full((1, 3, 4, 4), 0.1))
+    d = DiscrepancyStopper(y, sigma=0.2)
+    assert d.observe(obs) and d.value == pytest.approx(0.01)
+    h = HeldOutStopper(y, torch.ones_like(y), NOISE_MODELS["impulse"].loss)
+    h.observe(obs)
+    assert h.value == pytest.approx(0.1) and h.best_output.shape == image.shape
+    assert _obs(1, y).measured is _obs(1, y).output  # without an operator, measured = output

@@ -2,21 +2,26 @@
 
 __version__ = "0.1.0"
 
-from .api import denoise
+from .api import denoise, mask_operator
 from .config import DenoiserConfig, StagingConfig, StoppingConfig
 from .engine import TrainConfig
 from .errors import InputError
 from .nets import NetConfig
 from .noise import add_gaussian_noise, estimate_sigma
+from .noise_models import NOISE_MODELS
+from .physics import Downsample, PixelMask, from_deepinv
 from .restore import STOPPERS, DIPDenoiser, restore_tensor
 from .result import Restoration
 
 __all__ = [
+    "NOISE_MODELS",
     "STOPPERS",
     "DIPDenoiser",
     "DenoiserConfig",
+    "Downsample",
     "InputError",
     "NetConfig",
+    "PixelMask",
     "Restoration",
     "StagingConfig",
     "StoppingConfig",
@@ -24,5 +29,7 @@ __all__ = [
     "add_gaussian_noise",
     "denoise",
     "estimate_sigma",
+    "from_deepinv",
+    "mask_operator",
     "restore_tensor",
 ]

@@ -1,4 +1,8 @@
-"""The numpy entry point, in scikit-image style: ``denoise(image, sigma=None, *, channel_axis=None, ...)``."""
+"""The numpy entry point, in scikit-image style: ``denoise(image, sigma=None, *, channel_axis=None, ...)``.
+
+The same function restores through a forward operator (``physics``): :func:`mask_operator` builds
+the inpainting one from a mask given like an image; :class:`~dipddpm.physics.Downsample` upscales.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from .config import DenoiserConfig
 from .errors import InputError
 from .memory import default_budget
 from .noise import estimate_sigma
+from .noise_models import get_noise_model
+from .physics import Identity, Operator, PixelMask, image_shape
 from .restore import DEFAULT_STOPPER, check_sigma, resolve_device, restore_tensor
 from .result import Restoration, TiledRestoration
 from .tiling import choose_tile, restore_tiled
 
-__all__ = ["denoise", "from_unit_range", "plan_tiling", "to_unit_range"]
+__all__ = ["denoise", "from_unit_range", "mask_operator", "plan_tiling", "to_unit_range"]
 
 
 def to_unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -81,6 +87,63 @@ def _channels_last(image: np.ndarray, channel_axis: int | None, name: str) -> np
     return image
 
 
+def _colours(channels: int) -> int:
+    """Channels restored: 1 for grey (and grey+alpha), 3 for RGB (and RGBA); alpha is passed through."""
+    return 1 if channels <= 2 else 3
+
+
+def mask_operator(mask: np.ndarray, image: np.ndarray, channel_axis: int | None = None,
+                  device: str | torch.device = "cpu") -> PixelMask:
+    """The inpainting operator for ``image`` from a mask given like an image: nonzero = observed.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        ``(H, W)`` for every channel, or with the image's channels on ``channel_axis`` (one mask per
+        channel; an alpha channel is ignored).
+    image : numpy.ndarray
+        The image to inpaint, as passed to :func:`denoise`.
+    channel_axis : int, optional
+        Axis of channels of both; None for a grey image.
+    device : str or torch.device
+        Where the run happens.
+
+    Returns
+    -------
+    PixelMask
+
+    Raises
+    ------
+    InputError
+        A mask of another size or channel count, or one that keeps no pixels.
+    """
+    hwc = _channels_last(image, channel_axis, "image")
+    mask = np.asarray(mask)
+    grey = mask.ndim == 2
+    if grey:
+        mask_hwc = mask[..., None]
+    elif mask.ndim == 3 and channel_axis is not None:
+        mask_hwc = np.moveaxis(mask, channel_axis, -1)
+    else:
+        raise InputError(f"the mask has shape {mask.shape}; give a grey mask or one with the image's channels")
+    if mask_hwc.shape[:2] != hwc.shape[:2]:
+        raise InputError(f"the mask is {mask_hwc.shape[0]}x{mask_hwc.shape[1]} pixels but the image is "
+                         f"{hwc.shape[0]}x{hwc.shape[1]}")
+    if not grey and mask_hwc.shape[-1] != hwc.shape[-1]:
+        raise InputError(f"the mask has {mask_hwc.shape[-1]} channels, the image {hwc.shape[-1]}; give a grey mask "
+                         f"or one with the image's channels")
+    observed = mask_hwc[..., :_colours(hwc.shape[-1])] != 0
+    chw = np.ascontiguousarray(observed.transpose(2, 0, 1))
+    return PixelMask(torch.from_numpy(chw[0] if grey else chw).to(resolve_device(device)))
+
+
+def _nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of an ``(H, W, C)`` array (for channels the operator does not restore)."""
+    rows = np.arange(height) * image.shape[0] // height
+    cols = np.arange(width) * image.shape[1] // width
+    return image[rows][:, cols]
+
+
 def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "auto", overlap: int = 32,
                 memory_budget: int | None = None, config: DenoiserConfig | None = None,
                 device: str | torch.device = "cpu") -> int | None:
@@ -133,12 +196,15 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
             preserve_dtype: bool = False, progress: bool | None = False, callbacks: Sequence = (),
             tile: int | str | None = "auto", overlap: int = 32, memory_budget: int | None = None,
+            noise: str = "gaussian", physics: Operator | None = None,
             return_info: bool = False) -> np.ndarray | Restoration | TiledRestoration:
-    """Denoise one image with a Deep Image Prior trained on staged targets, stopping by itself.
+    """Denoise (or inpaint, or upscale) one image with a Deep Image Prior that stops by itself.
 
-    Stage ``k`` fits ``y + s_k z`` (one fixed ``z``, decreasing ``s_k``); the final stage fits
-    ``y + a sigma z`` and the run stops at the minimum of ``||xbar - (y - sigma/a z)||^2``, which
-    equals the true error plus a known constant. No clean image is needed.
+    For Gaussian noise, stage ``k`` fits ``y + s_k z`` (one fixed ``z``, decreasing ``s_k``); the
+    final stage fits ``y + a sigma z`` and the run stops at the minimum of
+    ``||xbar - (y - sigma/a z)||^2``, which equals the true error plus a known constant. For other
+    noise, or without sigma behind an operator, the net fits ``y`` with the noise model's loss and
+    stops at the minimum of the loss on held-out values. No clean image is needed.
 
     Parameters
     ----------
@@ -153,7 +219,9 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     channel_axis : int, optional
         Axis of channels; None for a 2-D grey image.
     stopper : str
-        ``recorruption`` (default), ``es-wmv``, ``es-emv``, ``discrepancy``, ``fixed``,
+        ``auto`` (default: ``recorruption`` for Gaussian noise when sigma is known or estimated,
+        else ``held-out``; :func:`~dipddpm.restore.resolve_stopper`), ``recorruption`` (Gaussian
+        noise only), ``held-out``, ``es-wmv``, ``es-emv``, ``discrepancy``, ``fixed``,
         ``schedule-end`` or ``oracle`` (needs ``reference``; evaluation only).
     max_iter : int, optional
         Iteration budget (default: the config's).
@@ -162,8 +230,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     device : str
         ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ...
     reference : numpy.ndarray, optional
-        Clean image, EVALUATION ONLY: adds PSNR numbers and the oracle to the result; the run and
-        its stop are unchanged.
+        Clean image of the restored image's size, EVALUATION ONLY: adds PSNR numbers and the oracle
+        to the result; the run and its stop are unchanged.
     watch : sequence of str
         Extra stoppers to record alongside the deciding one.
     config : DenoiserConfig, optional
@@ -185,6 +253,14 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     memory_budget : int, optional
         Bytes one run may use before ``tile="auto"`` tiles (default:
         :func:`~dipddpm.memory.default_budget`).
+    noise : str
+        Noise model of ``image``: ``gaussian``, ``poisson``, ``impulse`` or ``speckle``
+        (:data:`~dipddpm.noise_models.NOISE_MODELS`); sets the training loss. Sigma is estimated
+        only for Gaussian denoising.
+    physics : Operator, optional
+        Forward operator that produced ``image`` from the image to restore (None: denoising), e.g.
+        :func:`mask_operator` for inpainting or ``Downsample(4)`` for 4x upscaling; such runs are
+        never tiled.
     return_info : bool
         Return a :class:`~dipddpm.result.Restoration` (a
         :class:`~dipddpm.result.TiledRestoration` when tiled) instead of the array.
@@ -192,7 +268,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     Returns
     -------
     numpy.ndarray, Restoration or TiledRestoration
-        The restored image, same shape as ``image``; float64 unless ``preserve_dtype``.
+        The restored image, same shape as ``image`` (larger for upscaling); float64 unless
+        ``preserve_dtype``.
 
     Examples
     --------
@@ -202,10 +279,11 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     >>> info.stop_iteration, info.estimated_psnr                      # doctest: +SKIP
     """
     start = time.perf_counter()
+    get_noise_model(noise)  # an unknown name fails before any work
     original = np.asarray(image)
     hwc = _channels_last(original, channel_axis, "image")
     unit, offset, scale = to_unit_range(hwc)
-    colour = 1 if hwc.shape[-1] <= 2 else 3
+    colour = _colours(hwc.shape[-1])
     if sigma is not None:
         sigma = check_sigma(sigma) * (1.0 if original.dtype.kind in "ub" else 1.0 / scale)
     config = config or DenoiserConfig()
@@ -218,31 +296,42 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     def tensor(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a[..., :colour].transpose(2, 0, 1))).float()[None].to(dev)
 
+    y = tensor(unit)
+    denoising = physics is None or isinstance(physics, Identity)
+    _, channels, height, width = y.shape if denoising else image_shape(physics, y.shape, dev)
+    if channels != colour:
+        raise InputError(f"the operator turns {colour}-channel measurements into {channels}-channel images; it must "
+                         f"keep the channels")
     ref = None
     if reference is not None:
         ref_hwc = _channels_last(reference, channel_axis, "reference")
-        if ref_hwc.shape[:2] != hwc.shape[:2] or ref_hwc.shape[-1] < colour:
-            raise InputError(f"the reference has shape {np.shape(reference)}, the image {original.shape}")
+        if ref_hwc.shape[:2] != (height, width) or ref_hwc.shape[-1] < colour:
+            raise InputError(f"the reference has shape {np.shape(reference)}, the image {original.shape}"
+                             + ("" if denoising else f" (restored to {height}x{width} pixels)"))
         ref = tensor(to_unit_range(ref_hwc)[0])
-    y = tensor(unit)
-    tile_size = plan_tiling(height=y.shape[-2], width=y.shape[-1], colour=colour, tile=tile, overlap=overlap,
-                            memory_budget=memory_budget, config=config, device=dev)
+    if denoising:
+        tile_size = plan_tiling(height=height, width=width, colour=colour, tile=tile, overlap=overlap,
+                                memory_budget=memory_budget, config=config, device=dev)
+    elif tile in ("auto", None):
+        tile_size = None
+    else:
+        raise InputError("tiling applies to plain denoising only; use tile=None with an operator")
     bar = ProgressBar(progress)
     try:
         if tile_size is None:
             result = restore_tensor(y, sigma, config=config, stopper=stopper, watch=watch, reference=ref,
-                                    seed=seed, callbacks=(bar, *callbacks))
+                                    seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise)
         else:
-            source = "given" if sigma is not None else "estimated"
-            if sigma is None:
+            source = "given" if sigma is not None else "estimated" if noise == "gaussian" else "none"
+            if source == "estimated":
                 sigma = _estimate_whole(unit[..., :colour])
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=(bar, *callbacks))
+                                        callbacks=(bar, *callbacks), noise_model=noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
                                    on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
     finally:
         bar.close()
-    restored = unit.copy()
+    restored = unit.copy() if unit.shape[:2] == (height, width) else _nearest(unit, height, width)
     restored[..., :colour] = result.image[0].permute(1, 2, 0).double().cpu().numpy()
     if preserve_dtype:
         restored = from_unit_range(restored, offset, scale, original.dtype)

@@ -1,4 +1,4 @@
-"""Command line: ``dipddpm demo``, ``dipddpm denoise``, ``dipddpm estimate-sigma``.
+"""Command line: ``dipddpm demo``, ``denoise``, ``inpaint``, ``upscale``, ``estimate-sigma``, ``bench``.
 
 A thin skin over the Python API. Every error is one line on stderr with a non-zero exit status;
 outputs are checked for writability before any work and written atomically.
@@ -9,19 +9,22 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .api import denoise, plan_tiling, to_unit_range
+from .api import denoise, mask_operator, plan_tiling, to_unit_range
 from .engine import TrainingDiverged
 from .errors import InputError
 from .io import check_writable, read_image, write_image
 from .memory import estimate_memory
 from .noise import estimate_sigma
+from .noise_models import NOISE_MODELS
+from .physics import Downsample
 from .presets import PRESETS, get_preset
-from .restore import STOPPERS, check_stopper_name
+from .restore import STOPPERS, check_stopper_name, resolve_device
 
 __all__ = ["cli", "main", "parse_sigma"]
 
@@ -73,9 +76,15 @@ def _parse_tile(text: str) -> int | str | None:
     return int(text)
 
 
+def _sigma_text(info) -> str:
+    if info.sigma_used is None:
+        return "sigma not used (none given, and it is estimated only for Gaussian denoising)"
+    return f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})"
+
+
 def _report(info, quiet: bool) -> None:
     est = info.describe_estimate()
-    _say(quiet, f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})")
+    _say(quiet, _sigma_text(info))
     if hasattr(info, "tiles"):
         stops = sorted(info.stop_iterations)
         _say(quiet, f"{len(info.tiles)} tiles of {info.tile} px (overlap {info.overlap}); stops from iteration "
@@ -87,49 +96,126 @@ def _report(info, quiet: bool) -> None:
                         f"{ev['ref_psnr']:.2f} dB, every tile at its own oracle peak {ev['oracle_psnr']:.2f} dB "
                         f"(gap {ev['oracle_psnr'] - ev['ref_psnr']:.2f} dB)")
         return
+    if info.physics != "identity" or info.noise != "gaussian":
+        _say(quiet, f"operator: {info.physics}; noise model: {info.noise}")
     _say(quiet, f"stopped at iteration {info.stop_iteration} of {info.iterations_run} by {info.stopped_by}; "
                 f"estimated PSNR {est}; {info.seconds:.1f} s")
     if info.evaluation is not None:
         ev = info.evaluation
-        _say(quiet, f"[evaluation only, with the reference] noisy {ev['noisy_psnr']:.2f} dB, restored "
+        noisy = "" if ev["noisy_psnr"] is None else f"noisy {ev['noisy_psnr']:.2f} dB, "
+        _say(quiet, f"[evaluation only, with the reference] {noisy}restored "
                     f"{ev['ref_psnr']:.2f} dB, oracle peak {ev['oracle_psnr']:.2f} dB at iteration "
                     f"{ev['oracle_iteration']} (gap {ev['oracle_psnr'] - ev['ref_psnr']:.2f} dB)")
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    """The files a restoring command writes: checked before any work, each written atomically."""
+
+    image: Path
+    json: Path | None = None
+    plot: Path | None = None
+    compare: Path | None = None
+
+    def check(self) -> None:
+        """Fail, before any work, on an output that cannot be written."""
+        check_writable(self.image)
+        if self.json is not None:
+            check_writable(self.json, suffixes=(".json",))
+        for figure in (self.plot, self.compare):
+            if figure is not None:
+                check_writable(figure, suffixes=(".png", ".pdf", ".svg"))
+
+    def write(self, info, input_path: Path, shown: dict | None = None) -> list[str]:
+        """Write the image, then the JSON, the curves and the comparison (``shown``) that were asked for."""
+        write_image(self.image, info.image)
+        written = [str(self.image)]
+        if self.json is not None:
+            info.to_json(self.json)
+            written.append(str(self.json))
+        if self.plot is not None:
+            from .plots import plot_run, save_figure
+
+            save_figure(plot_run(info, title=_title(input_path, info)), self.plot)
+            written.append(str(self.plot))
+        if self.compare is not None:
+            from .plots import centre_zoom, plot_comparison, save_figure
+
+            first = next(iter(shown.values()))
+            save_figure(plot_comparison(shown, zoom=centre_zoom(first.shape[:2])), self.compare)
+            written.append(str(self.compare))
+        return written
+
+
+def _restore(image: np.ndarray, quiet: bool, **kwargs):
+    """Run :func:`~dipddpm.api.denoise` on an image as read from a file; return its Restoration."""
+    return denoise(image, channel_axis=_channel_axis(image), preserve_dtype=True, progress=False if quiet else None,
+                   return_info=True, **kwargs)
+
+
+def _optional_sigma(text: str | None) -> float | None:
+    return None if text is None else parse_sigma(text)
+
+
+def _optional_image(path: Path | None) -> np.ndarray | None:
+    return None if path is None else read_image(path)
+
+
+def _run_options(func):
+    """The options every restoring command takes."""
+    options = [
+        click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+                     help="Output image (.png, .jpg, .tif); same dtype as the input."),
+        click.option("--sigma", help="Gaussian noise level in image units, e.g. 0.098 or 25/255 (estimated if "
+                                     "omitted, for Gaussian denoising only)."),
+        click.option("--noise", type=click.Choice(list(NOISE_MODELS)), default="gaussian", show_default=True,
+                     help="Noise model of IN: sets the training loss (and the automatic stopper)."),
+        click.option("--stopper", help=f"auto (recorruption for Gaussian noise with a known or estimated sigma, "
+                                       f"else held-out) or one of: {', '.join(STOPPERS)} (oracle needs --ref and is "
+                                       f"evaluation only)."),
+        click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget."),
+        click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."),
+        click.option("--ref", "ref_path", type=click.Path(path_type=Path),
+                     help="Clean reference of the restored image's size, for EVALUATION ONLY (PSNR numbers; the "
+                          "run is unchanged)."),
+        click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's details as JSON."),
+        click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+                     help="Write the training curves figure (.png, .pdf or .svg)."),
+        click.option("--quiet", is_flag=True, help="No progress bar, no summary."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _title(input_path: Path, info) -> str:
+    what = "" if info.physics == "identity" and info.noise == "gaussian" else f"{info.physics}, {info.noise} noise, "
+    return f"{input_path.name}: {what}{_sigma_text(info)}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dipddpm")
 def cli():
-    """Deep Image Prior denoising with DDPM-staged targets and an automatic stop."""
+    """Deep Image Prior restoration (denoising, inpainting, upscaling) with an automatic stop."""
 
 
 @cli.command("denoise")
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="Output image (.png, .jpg, .tif); same dtype as the input.")
-@click.option("--sigma", help="Noise level in image units, e.g. 0.098 or 25/255 (estimated if omitted).")
+@_run_options
 @click.option("--preset", default="default", show_default=True,
               help=f"Settings: {', '.join(PRESETS)} (paper: the original DIP recipe, slow on CPU).")
-@click.option("--stopper", help=f"One of: {', '.join(STOPPERS)} (oracle needs --ref and is evaluation only); "
-                                "default: the preset's (recorruption).")
-@click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget.")
 @click.option("--tile", default="auto", show_default=True,
               help="Restore in overlapping tiles of this many pixels; auto: only when the image would not fit "
                    "the memory budget; none: never.")
 @click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
               help="Overlap of neighbouring tiles in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--watch", default="", help="Extra stoppers to record alongside, comma-separated (e.g. es-wmv,fixed).")
-@click.option("--ref", "ref_path", type=click.Path(path_type=Path),
-              help="Clean reference, for EVALUATION ONLY (PSNR numbers; the run is unchanged).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Write the run's details as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
-              help="Write the training curves figure (.png, .pdf or .svg).")
+@click.option("--watch", default="", help="Extra stoppers to record alongside, comma-separated (e.g. es-wmv,fixed); "
+                                         "held-out changes the run, as it keeps its values out of training.")
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
-@click.option("--quiet", is_flag=True, help="No progress bar, no summary.")
-def denoise_command(input_path, output_path, sigma, preset, stopper, max_iter, tile, overlap, seed, device, watch,
-                    ref_path, json_path, plot_path, compare_path, quiet):
+def denoise_command(input_path, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path, json_path,
+                    plot_path, quiet, preset, tile, overlap, watch, compare_path):
     """Denoise the image IN and write it to OUT."""
     chosen = get_preset(preset, max_iter)
     tile = _parse_tile(tile)
@@ -140,48 +226,75 @@ def denoise_command(input_path, output_path, sigma, preset, stopper, max_iter, t
     if tile_size is not None and plot_path is not None:
         raise InputError("--plot draws one run's training curves; this image is restored in tiles "
                          "(use --tile none, or --json for every tile's stop)")
-    check_writable(output_path)
-    if json_path is not None:
-        check_writable(json_path, suffixes=(".json",))
-    for figure_path in (plot_path, compare_path):
-        if figure_path is not None:
-            check_writable(figure_path, suffixes=(".png", ".pdf", ".svg"))
-    sigma_value = parse_sigma(sigma) if sigma is not None else None
+    outputs = _Outputs(output_path, json_path, plot_path, compare_path)
+    outputs.check()
+    sigma_value = _optional_sigma(sigma)
     watched = [check_stopper_name(name.strip()) for name in watch.split(",") if name.strip()]
-    reference = read_image(ref_path) if ref_path is not None else None
+    reference = _optional_image(ref_path)
     if tile_size is not None:
         need = estimate_memory(tile_size, tile_size, colour, chosen.config.train.net)
         _say(quiet, f"restoring in tiles of {tile_size} px with {overlap} px overlap (about {need / 2**20:.0f} MiB "
                     f"each)")
-    info = denoise(image, sigma_value, channel_axis=_channel_axis(image),
-                   stopper=check_stopper_name(stopper or chosen.stopper), watch=watched, seed=seed, device=device,
-                   reference=reference, config=chosen.config, tile=tile_size, overlap=overlap,
-                   preserve_dtype=True, progress=False if quiet else None, return_info=True)
-    write_image(output_path, info.image)
-    written = [str(output_path)]
-    if json_path is not None:
-        info.to_json(json_path)
-        written.append(str(json_path))
-    if plot_path is not None:
-        from .plots import plot_run, save_figure
-
-        save_figure(plot_run(info, title=f"{input_path.name}: sigma {info.sigma_used * 255:.1f}/255 "
-                                         f"({info.sigma_source})"), plot_path)
-        written.append(str(plot_path))
-    if compare_path is not None:
-        from .plots import centre_zoom, plot_comparison, save_figure
-
-        label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
-        shown = {"noisy": image, label: info.image}
-        if reference is not None:
-            shown["reference (evaluation only)"] = reference
-        save_figure(plot_comparison(shown, zoom=centre_zoom(image.shape[:2])), compare_path)
-        written.append(str(compare_path))
+    info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or chosen.stopper),
+                    watch=watched, seed=seed, device=device, reference=reference, config=chosen.config,
+                    tile=tile_size, overlap=overlap, noise=noise)
+    label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
+    shown = {"noisy": image, label: info.image}
+    if reference is not None:
+        shown["reference (evaluation only)"] = reference
+    written = outputs.write(info, input_path, shown)
     _report(info, quiet)
     for name in watched:
         s = info.stoppers[name]
         _say(quiet, f"  {name} would have stopped at iteration {s['fired_at'] or '- (not by the end)'} "
                     f"and returned iteration {s['best_iteration']}")
+    _say(quiet, "wrote " + ", ".join(written))
+
+
+@cli.command("inpaint")
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path),
+              help="Mask image of IN's size, grey or with IN's channels: nonzero = observed, 0 = to fill in.")
+@_run_options
+def inpaint_command(input_path, mask_path, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path,
+                    json_path, plot_path, quiet):
+    """Fill in the pixels of IN that MASK marks missing (and denoise the rest); write the result to OUT."""
+    image = read_image(input_path)
+    mask = read_image(mask_path)
+    outputs = _Outputs(output_path, json_path, plot_path)
+    outputs.check()
+    sigma_value = _optional_sigma(sigma)
+    physics = mask_operator(mask, image, _channel_axis(image), resolve_device(device))
+    info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or "auto"),
+                    max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
+                    noise=noise, physics=physics)
+    written = outputs.write(info, input_path)
+    _report(info, quiet)
+    _say(quiet, "wrote " + ", ".join(written))
+
+
+def _parse_scale(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 2:
+        raise InputError(f"--scale must be an integer of at least 2, got {text!r}")
+    return int(text)
+
+
+@cli.command("upscale")
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--scale", required=True, help="Integer factor >= 2: OUT is this many times wider and taller than IN.")
+@_run_options
+def upscale_command(input_path, scale, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path,
+                    json_path, plot_path, quiet):
+    """Upscale IN by an integer factor (super-resolution; IN is taken as box-averaged) and write it to OUT."""
+    factor = _parse_scale(scale)
+    image = read_image(input_path)
+    outputs = _Outputs(output_path, json_path, plot_path)
+    outputs.check()
+    info = _restore(image, quiet, sigma=_optional_sigma(sigma), stopper=check_stopper_name(stopper or "auto"),
+                    max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
+                    noise=noise, physics=Downsample(factor))
+    written = outputs.write(info, input_path)
+    _report(info, quiet)
     _say(quiet, "wrote " + ", ".join(written))
 
 

@@ -83,10 +83,12 @@ class StoppingConfig:
     Attributes
     ----------
     patience : int
-        Recorruption stopper: iterations without a new validation minimum. 150: replayed on the
-        tuning runs (seed 0, ``benchmarks/replay_patience.py``), every value from 150 to 300 returns
-        the same iterates at sigma 25 and 50 and the same mean PSNR at sigma 15, and 150 ends the run
-        150 iterations sooner than 300.
+        Recorruption and held-out stoppers: iterations without a new validation minimum. 150:
+        replayed on the tuning runs (seed 0, ``benchmarks/replay_patience.py``), every value from 150
+        to 300 returns the same iterates at sigma 25 and 50 and the same mean PSNR at sigma 15, and
+        150 ends the run 150 iterations sooner than 300 (measured for recorruption only).
+    holdout : float
+        Held-out stopper: the fraction of the measured values kept out of training to validate on.
     wmv_window, wmv_patience : int
         ES-WMV's window ``W`` and patience ``P``.
     emv_alpha : float
@@ -98,6 +100,7 @@ class StoppingConfig:
     """
 
     patience: int = 150
+    holdout: float = 0.1
     wmv_window: int = 100
     wmv_patience: int = 1000
     emv_alpha: float = 0.1

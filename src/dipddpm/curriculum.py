@@ -24,6 +24,7 @@ __all__ = [
     "NoiseFloorRule",
     "Stage",
     "geometric_stages",
+    "plain_stages",
     "seed_budgets",
     "staged_target",
     "timestep_stages",
@@ -79,6 +80,21 @@ def _stages_for(scales: np.ndarray, schedule: str) -> list[Stage]:
     return stages
 
 
+def plain_stages(schedule: str = "linear") -> list[Stage]:
+    """One stage that fits ``y`` itself (``s = 0``): plain DIP, e.g. for noise whose level is unknown.
+
+    Parameters
+    ----------
+    schedule : str
+        DDPM schedule used only to attach a timestep and ``beta`` to the stage.
+
+    Returns
+    -------
+    list of Stage
+    """
+    return _stages_for(np.array([0.0]), schedule)
+
+
 def geometric_stages(sigma: float, num_stages: int, s_max_factor: float, ratio: float,
                      schedule: str = "linear") -> list[Stage]:
     """Stages with geometric noise scales from ``s_max = s_max_factor * sigma`` to ``a * sigma``.
@@ -106,7 +122,7 @@ def geometric_stages(sigma: float, num_stages: int, s_max_factor: float, ratio: 
     if ratio == 0:
         if num_stages != 1:
             raise ValueError("geometric stages end at a * sigma, so they need a > 0")
-        return _stages_for(np.array([0.0]), schedule)
+        return plain_stages(schedule)
     if s_max_factor < ratio:
         raise ValueError("s_max_factor must be at least the validation ratio a")
     return _stages_for(geometric_scales(s_max_factor * sigma, ratio * sigma, num_stages), schedule)
@@ -238,7 +254,7 @@ class Curriculum:
     stages : list of Stage
         Decreasing noise scales; the last one is the final stage.
     sigma : float
-        Noise standard deviation of ``y``.
+        Noise standard deviation of ``y`` (0 when unknown: then use one stage, as the noise floor is unknown).
     rule : NoiseFloorRule or FixedBudgetRule
         Transition rule.
     smoothing : float

@@ -1,9 +1,14 @@
 """The training loop: one DIP run that composes a curriculum, stoppers and callbacks.
 
-Per iteration: jitter the fixed input ``u``, one Adam step on the MSE to the current stage's
-target, update the EMA of outputs, let the curriculum and every stopper observe, record the
-history, call the callbacks. A non-finite loss or output restores the last good weights and
-halves the learning rate.
+Per iteration: jitter the fixed input ``u``, one Adam step on the loss between the measured
+output ``A f`` and the current stage's target, update the EMA of outputs, let the curriculum and
+every stopper observe, record the history, call the callbacks. A non-finite loss or output
+restores the last good weights and halves the learning rate.
+
+The network produces the image ``f`` (the shape of ``A^T y``, larger than ``y`` for
+super-resolution); the training loss is ``sum(w * l(A f, target)) / sum(w)`` with an elementwise
+loss ``l`` (squared error by default) and 0/1 weights ``w`` on the measured values (all ones by
+default, then exactly ``mean(l)``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import torch
 
 from .curriculum import Curriculum
 from .nets import NetConfig, SkipUNet, padded_size
+from .noise_models import squared_error, weighted_mean
+from .physics import Identity, Operator, image_shape
 from .stopping import Observation, Stopper
 
 __all__ = ["RunRecord", "StepInfo", "TrainConfig", "TrainingDiverged", "run"]
@@ -89,7 +96,8 @@ class RunRecord:
     Attributes
     ----------
     output : torch.Tensor
-        The iterate chosen by the deciding stopper, shape ``(1, C, H, W)``.
+        The iterate chosen by the deciding stopper, shape ``(1, C, H, W)`` of the image (that of
+        ``A^T y``).
     stop_iteration : int
         Its iteration.
     stopped_by : str
@@ -149,13 +157,15 @@ def _crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
 
 def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, config: TrainConfig,
-        seed: int = 0, callbacks: tuple[Callable[[StepInfo], None], ...] = ()) -> RunRecord:
+        seed: int = 0, callbacks: tuple[Callable[[StepInfo], None], ...] = (), *, physics: Operator | None = None,
+        pixel_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        train_weights: torch.Tensor | None = None) -> RunRecord:
     """Train one DIP generator through the curriculum until the deciding stopper fires.
 
     Parameters
     ----------
     curriculum : Curriculum
-        Targets and stage transitions (holds ``y`` and ``z``).
+        Targets and stage transitions (holds ``y`` and ``z``, in measurement space).
     stoppers : dict of str to Stopper
         All stoppers that watch the run.
     deciding : str
@@ -167,6 +177,13 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
     callbacks : tuple of callables
         Each is called with a :class:`StepInfo` after every iteration; a callback that returns
         True ends the run (the deciding stopper's iterate is still returned).
+    physics : Operator, optional
+        The forward operator ``A`` that produced ``y`` (default: identity, i.e. denoising).
+    pixel_loss : callable, optional
+        Elementwise loss ``l(prediction, observation)`` -> a tensor of per-value losses (default:
+        squared error).
+    train_weights : torch.Tensor, optional
+        0/1 weights of the measured values that train the network, shape of ``y`` (default: all).
 
     Returns
     -------
@@ -176,7 +193,11 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
         raise ValueError(f"the deciding stopper {deciding!r} is not among the stoppers")
     y = curriculum.observation
     device = y.device
-    _, channels, height, width = y.shape
+    physics = physics or Identity()
+    pixel_loss = pixel_loss or squared_error
+    if train_weights is not None and (train_weights.shape != y.shape or not bool(train_weights.sum() > 0)):
+        raise ValueError("train_weights need the observation's shape and a positive sum")
+    _, channels, height, width = image_shape(physics, y.shape, device)
     ph, pw = padded_size(height, width, config.net.depth)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -199,7 +220,7 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
         jitter = torch.randn(code.shape, generator=generator).to(device) * config.input_jitter
         optimizer.zero_grad(set_to_none=True)
         raw = _crop(net(code + jitter), height, width)
-        loss = torch.mean((raw - curriculum.target) ** 2)
+        loss = weighted_mean(pixel_loss(physics.A(raw), curriculum.target), train_weights)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             failures += 1
@@ -221,8 +242,11 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
             stage_starts.append(iteration)
             events.append(f"iteration {iteration}: stage {curriculum.stage + 1}/{len(curriculum.stages)} "
                           f"(s = {curriculum.stages[curriculum.stage].scale:.4g})")
-        obs = Observation(iteration=iteration, output=ema if config.output == "ema" else raw, raw=raw,
-                          stage=stage, final_stage=final_stage, schedule_finished=curriculum.finished)
+        output = ema if config.output == "ema" else raw
+        with torch.no_grad():
+            measured = physics.A(output)
+        obs = Observation(iteration=iteration, output=output, raw=raw, stage=stage, final_stage=final_stage,
+                          schedule_finished=curriculum.finished, measured=measured)
         fired = {name: s.observe(obs) for name, s in stoppers.items()}
         history["iteration"].append(iteration)
         history["stage"].append(stage)

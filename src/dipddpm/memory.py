@@ -12,7 +12,7 @@ from .nets import NetConfig, SkipUNet, padded_size
 __all__ = ["activation_floats_per_pixel", "default_budget", "estimate_memory"]
 
 _BYTES = 4  # float32
-_ALLOCATOR_MARGIN = 1.25
+_ALLOCATOR_MARGIN = 1.35
 
 
 @functools.lru_cache(maxsize=32)
@@ -55,13 +55,14 @@ def activation_floats_per_pixel(colour: int, net: NetConfig) -> float:
 def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int:
     """Bytes one training run on a ``height x width`` image needs beyond the process's baseline.
 
-    ``bytes = 1.25 * 4 * (A + 3 C_in + 12 C) * P + 16 W``, with ``P`` the padded pixel count, ``A``
+    ``bytes = 1.35 * 4 * (A + 3 C_in + 12 C) * P + 16 W``, with ``P`` the padded pixel count, ``A``
     the activation floats per pixel (:func:`activation_floats_per_pixel`), ``C_in`` the input code's
     channels (code, jitter, their sum), ``C`` the image channels (observation, ``z``, targets, EMA,
     raw output and the iterates the stoppers keep) and ``W`` the parameters (weights, gradients and
-    Adam's two moments). The factor 1.25 covers the allocator: measured peaks on CPU (torch 2.13,
-    ``python benchmarks/speed.py steps``) were 4-30% below the estimate for the default network at
-    256^2-1024^2 and the paper's 128-channel network at 256^2.
+    Adam's two moments). The factor 1.35 covers the allocator: the measured peaks on CPU (torch
+    2.13, ``python benchmarks/speed.py steps``, ``benchmarks/results/speed/steps.md``) were 4-25% below
+    the estimate for the default network at 128^2-512^2 and the paper's 128-channel network at 128^2
+    and 256^2.
 
     Parameters
     ----------
@@ -86,7 +87,7 @@ def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int
 def default_budget(device: torch.device) -> int:
     """Memory one run may use before the image is tiled: on CUDA half the free memory, on CPU a quarter
     of the physical memory, at most 4 GiB (the estimate for a 1024^2 RGB image with the default network is
-    2.7 GiB).
+    3.0 GiB).
 
     Parameters
     ----------

@@ -3,18 +3,19 @@
 Four models, those of the ES-WMV benchmark (Wang et al., "Early Stopping for Deep Image Prior", TMLR;
 its noise follows ImageNet-C, which calls Poisson noise "shot" noise), with ``x`` the clean image in [0, 1]:
 
-- ``gaussian``: ``x + N(0, sigma^2)``; level = sigma; loss :func:`mse_loss`.
-- ``poisson``: ``Poisson(lam x) / lam``; level = lam, photons at white; loss :func:`poisson_loss`.
-- ``impulse``: each value replaced with probability ``amount``, half by 0, half by 1; loss :func:`l1_loss`.
-- ``speckle``: ``x + x N(0, c^2)``; level = c; loss :func:`mse_loss`.
+- ``gaussian``: ``x + N(0, sigma^2)``; level = sigma; loss :func:`squared_error`.
+- ``poisson``: ``Poisson(lam x) / lam``; level = lam, photons at white; loss :func:`poisson_divergence`.
+- ``impulse``: each value replaced with probability ``amount``, half by 0, half by 1; loss :func:`absolute_error`.
+- ``speckle``: ``x + x N(0, c^2)``; level = c; loss :func:`squared_error`.
 
 Every sampler clips to [0, 1] and, by default, rounds to 8 bits like an image file. ES-WMV truncated
 when casting to uint8 (a mean bias of about -0.5 grey level); we round. :data:`ESWMV_LEVELS` holds the
 benchmark's levels 2/3/4 (low/medium/high).
 
-Every loss is ``loss(prediction, observation)``, a mean over pixels whose expected value, over the
-noise of a pixel, is minimised by the clean value (before clipping, which biases all of them near 0
-and 1). The Anscombe transform and its unbiased inverse are here for Poisson noise-level work.
+Every loss is elementwise, ``loss(prediction, observation)`` -> one loss per value, whose expected
+value, over the noise of that value, is minimised by the clean value (before clipping, which biases
+all of them near 0 and 1); :func:`weighted_mean` turns it into a training loss. The Anscombe
+transform and its unbiased inverse are here for Poisson noise-level work.
 """
 
 from __future__ import annotations
@@ -32,16 +33,17 @@ __all__ = [
     "ESWMV_LEVELS",
     "NOISE_MODELS",
     "NoiseModel",
+    "absolute_error",
     "anscombe",
     "get_noise_model",
     "inverse_anscombe",
-    "l1_loss",
-    "mse_loss",
-    "poisson_loss",
+    "poisson_divergence",
     "sample_gaussian",
     "sample_impulse",
     "sample_poisson",
     "sample_speckle",
+    "squared_error",
+    "weighted_mean",
 ]
 
 ESWMV_LEVELS: dict[str, dict[int, float]] = {
@@ -78,7 +80,7 @@ def sample_gaussian(image: np.ndarray, sigma: float, rng: np.random.Generator, b
     """Additive white Gaussian noise: ``y = Q(clip(x + sigma n, 0, 1))``, ``n ~ N(0, I)``.
 
     ``Q`` rounds to ``2**bits - 1`` levels. Same draws as :func:`dipddpm.noise.add_gaussian_noise`.
-    Training loss: :func:`mse_loss`, the Gaussian negative log-likelihood up to constants.
+    Training loss: :func:`squared_error`, the Gaussian negative log-likelihood up to constants.
 
     Parameters
     ----------
@@ -106,7 +108,7 @@ def sample_poisson(image: np.ndarray, photons: float, rng: np.random.Generator, 
     """Poisson (shot) noise: ``y = Q(clip(Poisson(lam x) / lam, 0, 1))``.
 
     ``lam`` is the expected photon count of a white pixel, so ``E y = x`` and ``Var y = x / lam``
-    (before clipping): fewer photons, more noise. Training loss: :func:`poisson_loss`.
+    (before clipping): fewer photons, more noise. Training loss: :func:`poisson_divergence`.
 
     Parameters
     ----------
@@ -135,7 +137,7 @@ def sample_impulse(image: np.ndarray, amount: float, rng: np.random.Generator, b
 
     ``y = x`` with probability ``1 - amount``, else 0 or 1 with equal odds, like scikit-image's
     ``random_noise(mode='s&p')``; a pixel has all ``C`` channels replaced with probability
-    ``amount**C``. Training loss: :func:`l1_loss`, whose minimiser is the median, which is the clean
+    ``amount**C``. Training loss: :func:`absolute_error`, whose minimiser is the median, which is the clean
     value while ``amount < 1/2``.
 
     Parameters
@@ -165,7 +167,7 @@ def sample_impulse(image: np.ndarray, amount: float, rng: np.random.Generator, b
 def sample_speckle(image: np.ndarray, c: float, rng: np.random.Generator, bits: int | None = 8) -> np.ndarray:
     """Multiplicative (speckle) noise: ``y = Q(clip(x + x c n, 0, 1))``, ``n ~ N(0, I)``.
 
-    ``E y = x`` and ``std y = c x`` (before clipping). Training loss: :func:`mse_loss`. The noise has
+    ``E y = x`` and ``std y = c x`` (before clipping). Training loss: :func:`squared_error`. The noise has
     zero mean, so the expected squared error is minimised by the clean value, as for Gaussian noise.
     The likelihood would weight each pixel by ``1 / (c x)^2``, which needs the unknown ``x`` and blows
     up in the dark; with MSE, bright (noisier) regions simply weigh more.
@@ -192,20 +194,20 @@ def sample_speckle(image: np.ndarray, c: float, rng: np.random.Generator, bits: 
     return _finish(image + image * c * rng.standard_normal(image.shape), bits)
 
 
-def mse_loss(prediction: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
-    """Mean squared error ``mean((p - y)^2)``; its expected value is minimised by ``E y``."""
-    return torch.mean((prediction - observation) ** 2)
+def squared_error(prediction: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """Squared error ``(p - y)^2`` per value; its expected value is minimised by ``E y``."""
+    return (prediction - observation) ** 2
 
 
-def l1_loss(prediction: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error ``mean(|p - y|)``; its expected value is minimised by the median of ``y``."""
-    return torch.mean(torch.abs(prediction - observation))
+def absolute_error(prediction: torch.Tensor, observation: torch.Tensor) -> torch.Tensor:
+    """Absolute error ``|p - y|`` per value; its expected value is minimised by the median of ``y``."""
+    return torch.abs(prediction - observation)
 
 
-def poisson_loss(prediction: torch.Tensor, observation: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
-    """Poisson negative log-likelihood, as the generalised Kullback-Leibler divergence.
+def poisson_divergence(prediction: torch.Tensor, observation: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """Poisson negative log-likelihood per value, as the generalised Kullback-Leibler divergence.
 
-    ``mean(y' log(y' / p') - y' + p')`` with ``y' = y + eps``, ``p' = p + eps``.
+    ``y' log(y' / p') - y' + p'`` with ``y' = y + eps``, ``p' = p + eps``.
 
     For ``lam y ~ Poisson(lam p)`` the negative log-likelihood is ``lam (p - y log p)`` plus terms
     without ``p``; dividing by ``lam`` and adding ``y log y - y`` gives this divergence, so the loss
@@ -229,10 +231,32 @@ def poisson_loss(prediction: torch.Tensor, observation: torch.Tensor, eps: float
     Returns
     -------
     torch.Tensor
-        Scalar mean over pixels.
+        The divergence of every value, same shape.
     """
     y, p = observation + eps, prediction + eps
-    return torch.mean(y * torch.log(y / p) - y + p)
+    return y * torch.log(y / p) - y + p
+
+
+def weighted_mean(values: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of a run from elementwise losses: ``sum(w l) / sum(w)``, or ``mean(l)`` without weights.
+
+    Weights of 0 and 1 select the values that count (observed, not held out).
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        Elementwise losses ``l``.
+    weights : torch.Tensor, optional
+        ``w`` >= 0, broadcastable to ``values``, with a positive sum.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar.
+    """
+    if weights is None:
+        return torch.mean(values)
+    return torch.sum(weights * values) / torch.sum(weights)
 
 
 def anscombe(counts: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -287,7 +311,7 @@ class NoiseModel:
     """A noise model: its name, what its level means, a sampler and a training loss.
 
     ``sample(image, level, rng, bits=8)`` makes a noisy image; ``loss(prediction, observation)``
-    is the per-pixel training loss (a scalar mean), which needs no level.
+    is the elementwise training loss (one value per pixel value), which needs no level.
     """
 
     name: str
@@ -297,12 +321,14 @@ class NoiseModel:
 
 
 NOISE_MODELS: dict[str, NoiseModel] = {
-    "gaussian": NoiseModel("gaussian", "sigma, the standard deviation in image units", sample_gaussian, mse_loss),
-    "poisson": NoiseModel("poisson", "photons at white (Poisson lam); fewer is noisier", sample_poisson, poisson_loss),
+    "gaussian": NoiseModel("gaussian", "sigma, the standard deviation in image units", sample_gaussian,
+                          squared_error),
+    "poisson": NoiseModel("poisson", "photons at white (Poisson lam); fewer is noisier", sample_poisson,
+                         poisson_divergence),
     "impulse": NoiseModel("impulse", "amount, the probability a value is replaced by 0 or 1", sample_impulse,
-                          l1_loss),
+                          absolute_error),
     "speckle": NoiseModel("speckle", "c, the standard deviation relative to the clean value", sample_speckle,
-                          mse_loss),
+                          squared_error),
 }
 """The noise models by name."""
 

@@ -3,7 +3,8 @@
 Each has deepinv's interface, ``A(x)`` and ``A_adjoint(y)`` on ``(B, C, H, W)`` tensors, plus
 ``measured_shape(shape)``, the shape of ``A x`` for an image of that shape. Noise is not part of an
 operator (see :mod:`dipddpm.noise_models`). :func:`from_deepinv` wraps any object with ``A`` and
-``A_adjoint``, such as a deepinv physics; deepinv itself is never imported.
+``A_adjoint``, such as a deepinv physics; deepinv itself is never imported. :func:`image_shape`,
+:func:`observed_weights` and :func:`describe` are what the training loop and its record need to know.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 
 from .errors import InputError
 
-__all__ = ["DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "from_deepinv"]
+__all__ = ["DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "describe", "from_deepinv",
+           "image_shape", "observed_weights"]
 
 
 class Operator(Protocol):
@@ -158,3 +160,59 @@ def from_deepinv(physics) -> DeepinvOperator:
     if missing:
         raise InputError(f"{type(physics).__name__} is not a forward operator: it has no {' or '.join(missing)}")
     return DeepinvOperator(physics)
+
+
+def image_shape(operator: Operator, measured_shape: tuple[int, ...],
+                device: torch.device | str = "cpu") -> tuple[int, ...]:
+    """Shape of the image ``x`` behind a measurement ``y = A x`` of ``measured_shape``: that of ``A^T y``.
+
+    Parameters
+    ----------
+    operator : Operator
+    measured_shape : tuple of int
+        ``(B, C, H, W)`` of ``y``.
+    device : torch.device or str
+        Where the operator works.
+
+    Returns
+    -------
+    tuple of int
+    """
+    return tuple(operator.A_adjoint(torch.zeros(_batch_shape(measured_shape), device=device)).shape)
+
+
+def observed_weights(operator: Operator, measured_shape: tuple[int, ...],
+                     device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """0/1 weights of the measured values that carry data: the mask of a :class:`PixelMask`, else None (all).
+
+    A masked operator measures ``m * x``: its values where ``m = 0`` are 0 whatever ``x`` is, so the
+    observation there holds no information and must count neither in training nor in validation.
+
+    Parameters
+    ----------
+    operator : Operator
+    measured_shape : tuple of int
+        ``(B, C, H, W)`` of ``y``.
+    device : torch.device or str
+        Where the weights live.
+
+    Returns
+    -------
+    torch.Tensor or None
+        float32 weights of shape ``measured_shape``; None when every value is measured.
+    """
+    if not isinstance(operator, PixelMask):
+        return None
+    return operator.A(torch.ones(_batch_shape(measured_shape), device=device))
+
+
+def describe(operator: Operator) -> str:
+    """A short description for the record, e.g. ``"pixel mask (48.8% observed)"`` or ``"downsample x4"``."""
+    if isinstance(operator, Identity):
+        return "identity"
+    if isinstance(operator, PixelMask):
+        return f"pixel mask ({100 * float(operator.mask.mean()):.1f}% observed)"
+    if isinstance(operator, Downsample):
+        return f"downsample x{operator.factor}"
+    inner = operator.physics if isinstance(operator, DeepinvOperator) else operator
+    return f"custom ({type(inner).__name__})"

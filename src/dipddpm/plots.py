@@ -180,11 +180,15 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
         _stage_bands(ax_loss, result, last)
         _stage_bands(ax_psnr, result, last)
 
-    ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8, label="training MSE (vs. the stage's target)")
-    floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
-    ax_loss.semilogy(it, floors, color=COLORS["floor"], lw=1.2, ls="--",
-                     label=r"noise floor $\sigma^2 + s_k^2$ of the stage")
-    ax_loss.set_ylabel("MSE (image range [0, 1])")
+    gaussian = result.noise == "gaussian"
+    ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8,
+                     label="training MSE (vs. the stage's target)" if gaussian else f"training loss ({result.noise} "
+                                                                                   f"noise model)")
+    if gaussian and result.sigma_used is not None:
+        floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
+        ax_loss.semilogy(it, floors, color=COLORS["floor"], lw=1.2, ls="--",
+                         label=r"noise floor $\sigma^2 + s_k^2$ of the stage")
+    ax_loss.set_ylabel("MSE (image range [0, 1])" if gaussian else "loss")
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(True, which="major", alpha=0.3)
 

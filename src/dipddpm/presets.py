@@ -29,7 +29,7 @@ class Preset:
     name, description : str
     config : DenoiserConfig
     stopper : str
-        The deciding stopper (see :data:`dipddpm.restore.STOPPERS`).
+        The deciding stopper (``auto`` or one of :data:`dipddpm.restore.STOPPERS`).
     """
 
     name: str
@@ -45,8 +45,8 @@ _PAPER = DenoiserConfig(
     staging=StagingConfig(num_stages=1, ratio=0.0))
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
-    Preset("default", "the package defaults: recorruption stop (a = 0.25), one stage, EMA output",
-           DenoiserConfig(), "recorruption"),
+    Preset("default", "the package defaults: automatic stop (recorruption with a = 0.25 for Gaussian noise, "
+                      "held-out values otherwise), one stage, EMA output", DenoiserConfig(), "auto"),
     Preset("paper", "the original DIP denoising recipe: 128 channels, reflection padding, fit y for 3000 "
                     "iterations (slow on CPU; for comparison)", _PAPER, "fixed:3000"),
 ]}

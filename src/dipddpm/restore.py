@@ -1,8 +1,10 @@
 """Torch-level restoration: compose the curriculum, the stoppers and the training loop.
 
-:func:`restore_tensor` restores one ``(1, C, H, W)`` tensor; :class:`DIPDenoiser` is a module for
-``(B, C, H, W)`` batches (each image gets its own network). The clean reference, when given,
-reaches only the oracle stopper and the evaluation numbers.
+:func:`restore_tensor` restores one ``(1, C, H, W)`` tensor measured through a forward operator
+(:mod:`dipddpm.physics`: identity for denoising, a pixel mask for inpainting, downsampling for
+super-resolution) under one of the noise models of :mod:`dipddpm.noise_models`;
+:class:`DIPDenoiser` is a module for ``(B, C, H, W)`` batches (each image gets its own network).
+The clean reference, when given, reaches only the oracle stopper and the evaluation numbers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,6 +25,7 @@ from .curriculum import (
     NoiseFloorRule,
     Stage,
     geometric_stages,
+    plain_stages,
     seed_budgets,
     timestep_stages,
 )
@@ -29,23 +33,27 @@ from .engine import StepInfo, run
 from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
+from .noise_models import NoiseModel, get_noise_model
+from .physics import Identity, Operator, describe, image_shape, observed_weights
 from .result import Restoration
 from .stopping import (
     DiscrepancyStopper,
     ExponentialVarianceStopper,
     FixedStopper,
+    HeldOutStopper,
     OracleStopper,
     RecorruptionStopper,
     ScheduleEndStopper,
     Stopper,
     WindowedVarianceStopper,
+    holdout_mask,
 )
 
 __all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
-           "draw_noise", "resolve_device", "restore_tensor"]
+           "draw_holdout", "draw_noise", "resolve_device", "resolve_stopper", "restore_tensor"]
 
-STOPPERS = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
-DEFAULT_STOPPER = "recorruption"
+STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
+DEFAULT_STOPPER = "auto"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -89,43 +97,101 @@ def check_sigma(sigma) -> float:
 
 
 def check_stopper_name(name: str) -> str:
-    """Return ``name`` if it names a stopper (one of :data:`STOPPERS`, or ``fixed:N`` with N >= 1)."""
-    if name in STOPPERS:
+    """Return ``name`` if it names a stopper (one of :data:`STOPPERS`, ``auto``, or ``fixed:N`` with N >= 1)."""
+    if name in STOPPERS or name == "auto":
         return name
     if name.startswith("fixed:") and name[6:].isdigit() and int(name[6:]) >= 1:
         return name
-    raise InputError(f"unknown stopper {name!r}; choose one of {', '.join(STOPPERS)} (or fixed:N)")
+    raise InputError(f"unknown stopper {name!r}; choose auto or one of {', '.join(STOPPERS)} (or fixed:N)")
 
 
-def _build_stopper(name: str, y: torch.Tensor, z: torch.Tensor, sigma: float, config: DenoiserConfig,
-                   reference: torch.Tensor | None, clipped: bool, sigma_rel_error: float) -> Stopper:
-    st: StoppingConfig = config.stopping
-    a = config.staging.ratio
+def resolve_stopper(name: str, noise: str = "gaussian", physics: Operator | None = None,
+                    sigma: float | None = None) -> str:
+    """What ``auto`` means for a run; any other name is returned as it is.
+
+    ``recorruption`` for Gaussian noise when sigma is known or can be estimated (plain denoising,
+    or any operator with a given sigma); ``held-out`` otherwise: for every other noise model, and
+    for inpainting, super-resolution or a custom operator without a given sigma.
+
+    Parameters
+    ----------
+    name : str
+        A stopper name or ``auto``.
+    noise : str
+        The noise model's name.
+    physics : Operator, optional
+        The forward operator (None: identity).
+    sigma : float, optional
+        The given noise level.
+
+    Returns
+    -------
+    str
+    """
+    if name != "auto":
+        return name
+    denoising = physics is None or isinstance(physics, Identity)
+    return "recorruption" if noise == "gaussian" and (denoising or sigma is not None) else "held-out"
+
+
+@dataclass(frozen=True)
+class _RunInputs:
+    """What the stoppers of one run may need; measurement-space tensors have the shape of ``y``."""
+
+    y: torch.Tensor
+    z: torch.Tensor
+    sigma: float | None
+    model: NoiseModel
+    config: DenoiserConfig
+    reference: torch.Tensor | None
+    clipped: bool
+    sigma_rel_error: float
+    weights: torch.Tensor | None
+    held_out: torch.Tensor | None
+
+
+def _needs_sigma(name: str, sigma: float | None) -> None:
+    if sigma is None:
+        raise InputError(f"the {name} stopper needs sigma, which is estimated only for Gaussian denoising; give "
+                         f"sigma or use the held-out stopper")
+
+
+def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
+    st: StoppingConfig = run_in.config.stopping
+    a = run_in.config.staging.ratio
     if name == "recorruption":
+        if run_in.model.name != "gaussian":
+            raise InputError(f"the recorruption stopper needs Gaussian noise (y + a*sigma*z and y - (sigma/a)*z are "
+                             f"independent only then), not {run_in.model.name}; use the held-out stopper")
+        _needs_sigma(name, run_in.sigma)
         if a <= 0:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
-        return RecorruptionStopper(y, z, sigma, a, st.patience, clipped=clipped, sigma_rel_error=sigma_rel_error)
+        return RecorruptionStopper(run_in.y, run_in.z, run_in.sigma, a, st.patience, clipped=run_in.clipped,
+                                   sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights)
+    if name == "held-out":
+        return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience)
     if name == "es-wmv":
         return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
     if name == "es-emv":
         return ExponentialVarianceStopper(st.emv_alpha, st.wmv_patience)
     if name == "discrepancy":
-        return DiscrepancyStopper(y, sigma, st.discrepancy_tau)
+        _needs_sigma(name, run_in.sigma)
+        return DiscrepancyStopper(run_in.y, run_in.sigma, st.discrepancy_tau, weights=run_in.weights)
     if name == "fixed":
         return FixedStopper(st.fixed_iterations)
     if name.startswith("fixed:"):
         return FixedStopper(int(name.split(":", 1)[1]))
     if name == "schedule-end":
         return ScheduleEndStopper()
-    if reference is None:
+    if run_in.reference is None:
         raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
-    return OracleStopper(reference)
+    return OracleStopper(run_in.reference)
 
 
-def _seeds(seed: int) -> tuple[int, int]:
-    """Independent seeds for the training loop and for ``z``."""
-    state = np.random.SeedSequence(seed).generate_state(2)
-    return int(state[0]), int(state[1])
+def _seeds(seed: int) -> tuple[int, int, int]:
+    """Independent seeds for the training loop, for ``z`` and for the held-out values."""
+    state = np.random.SeedSequence(seed).generate_state(3)
+    return int(state[0]), int(state[1]), int(state[2])
 
 
 def draw_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
@@ -133,33 +199,68 @@ def draw_noise(shape: Sequence[int], seed: int) -> torch.Tensor:
     return torch.randn(tuple(shape), generator=torch.Generator().manual_seed(_seeds(seed)[1]))
 
 
+def draw_holdout(measured: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """The held-out values (0/1, shape of ``measured``) that :func:`restore_tensor` uses for ``seed``.
+
+    ``measured`` holds the weights of the measured values (ones for denoising, the mask for
+    inpainting); see :func:`dipddpm.stopping.holdout_mask`.
+    """
+    return holdout_mask(measured, fraction, _seeds(seed)[2])
+
+
+def _noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool) -> tuple[float | None, str]:
+    """``(sigma, source)``: given; estimated (Gaussian denoising only); or ``(None, "none")``."""
+    if sigma is not None:
+        return check_sigma(sigma), "given"
+    if not estimable:
+        return None, "none"
+    image = observation[0].permute(1, 2, 0).double().cpu().numpy()
+    value = estimate_sigma(image, channel_axis=-1)
+    if not value > 0:
+        raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
+    return value, "estimated"
+
+
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
-                   noise: torch.Tensor | None = None) -> Restoration:
-    """Restore one noisy image tensor.
+                   noise: torch.Tensor | None = None, physics: Operator | None = None,
+                   noise_model: str = "gaussian") -> Restoration:
+    """Restore one image tensor from a noisy measurement ``y = A x + n``.
+
+    Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
+    any other noise, or an unknown sigma, trains on ``y`` itself (one stage) with the noise
+    model's loss. The held-out stopper, deciding or only watching, removes its values from
+    training for the whole run.
 
     Parameters
     ----------
     observation : torch.Tensor
         ``y``, shape ``(1, C, H, W)``, values in [0, 1], on the device to run on.
     sigma : float, optional
-        Noise standard deviation in image units; estimated from ``y`` when None.
+        Noise standard deviation in image units. When None it is estimated from ``y`` for Gaussian
+        denoising only; otherwise the run goes without it (stoppers that need it say so).
     config : DenoiserConfig, optional
         Settings (defaults when None).
     stopper : str
-        The stopper that ends the run, one of :data:`STOPPERS`.
+        The stopper that ends the run: ``auto`` (:func:`resolve_stopper`) or one of :data:`STOPPERS`.
     watch : sequence of str
         Further stoppers that only observe (their results are in ``Restoration.stoppers``).
     reference : torch.Tensor, optional
-        Clean image for EVALUATION ONLY: adds the oracle stopper and PSNR numbers; it changes
-        nothing else in the run.
+        Clean image (the shape of the restored image) for EVALUATION ONLY: adds the oracle stopper
+        and PSNR numbers; it changes nothing else in the run.
     seed : int
-        Seed of ``z``, the input code, the initialisation and the jitter.
+        Seed of ``z``, the held-out values, the input code, the initialisation and the jitter.
     callbacks : sequence of callables
         Called with a :class:`~dipddpm.engine.StepInfo` after each iteration.
     noise : torch.Tensor, optional
         The fixed ``z`` (drawn from ``seed`` when None); e.g. ``-z`` for the antithetic twin.
+    physics : Operator, optional
+        The forward operator ``A`` (None: identity, i.e. denoising); the restored image has the
+        shape of ``A^T y``.
+    noise_model : str
+        The noise of ``y``, one of :data:`dipddpm.noise_models.NOISE_MODELS`: it sets the training
+        loss and which stoppers are valid.
 
     Returns
     -------
@@ -168,24 +269,22 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     """
     start = time.perf_counter()
     config = config or DenoiserConfig()
+    model = get_noise_model(noise_model)
+    physics = Identity() if physics is None else physics
     if observation.ndim != 4 or observation.shape[0] != 1:
         raise InputError(f"expected a (1, C, H, W) tensor, got shape {tuple(observation.shape)}")
     if not torch.isfinite(observation).all():
         raise InputError("the image has NaN or infinite values")
-    names = list(dict.fromkeys([stopper, *watch] + (["oracle"] if reference is not None else [])))
-    for name in names:
+    for name in [stopper, *watch]:
         check_stopper_name(name)
-    if reference is not None and reference.shape != observation.shape:
-        raise InputError(f"the reference has shape {tuple(reference.shape)}, the image {tuple(observation.shape)}")
-    if sigma is None:
-        image = observation[0].permute(1, 2, 0).double().cpu().numpy()
-        sigma = estimate_sigma(image, channel_axis=-1)
-        source = "estimated"
-        if not sigma > 0:
-            raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
-    else:
-        source = "given"
-        sigma = check_sigma(sigma)
+    shape = image_shape(physics, observation.shape, observation.device)
+    if reference is not None and tuple(reference.shape) != shape:
+        raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
+    gaussian = model.name == "gaussian"
+    sigma, source = _noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
+    stopper = resolve_stopper(stopper, model.name, physics, sigma)
+    names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]
+                               + (["oracle"] if reference is not None else [])))
 
     train_seed = _seeds(seed)[0]
     if noise is None:
@@ -193,13 +292,22 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     elif noise.shape != observation.shape:
         raise InputError(f"noise has shape {tuple(noise.shape)}, the image {tuple(observation.shape)}")
     z = noise.to(device=observation.device, dtype=observation.dtype)
-    stages = build_stages(sigma, config.staging)
-    curriculum = Curriculum(observation, z, stages, sigma, _build_rule(stages, config.staging))
-    clipped = bool(observation.min() >= 0 and observation.max() <= 1)
-    rel_error = SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0
-    stoppers = {name: _build_stopper(name, observation, z, sigma, config, reference, clipped, rel_error)
-                for name in names}
-    record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks))
+    stages = build_stages(sigma, config.staging) if gaussian and sigma is not None else plain_stages(
+        config.staging.schedule)
+    curriculum = Curriculum(observation, z, stages, sigma or 0.0, _build_rule(stages, config.staging))
+    weights = observed_weights(physics, observation.shape, observation.device)
+    held_out, train_weights = None, weights
+    if "held-out" in names:
+        measured = torch.ones_like(observation) if weights is None else weights
+        held_out = draw_holdout(measured, config.stopping.holdout, seed)
+        train_weights = measured * (1.0 - held_out)
+    run_in = _RunInputs(y=observation, z=z, sigma=sigma, model=model, config=config, reference=reference,
+                        clipped=bool(observation.min() >= 0 and observation.max() <= 1),
+                        sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
+                        weights=weights, held_out=held_out)
+    stoppers = {name: _build_stopper(name, run_in) for name in names}
+    record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),
+                 physics=physics, pixel_loss=model.loss, train_weights=train_weights)
 
     summaries = {name: s.summary() for name, s in stoppers.items()}
     evaluation = None
@@ -207,11 +315,13 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         for name, s in stoppers.items():
             summaries[name]["ref_psnr"] = None if s.best_output is None else tensor_psnr(s.best_output, reference)
         oracle = stoppers["oracle"]
+        noisy_psnr = tensor_psnr(observation, reference) if observation.shape == reference.shape else None
         evaluation = {"note": "evaluation only: computed with the clean reference, never used by the run",
                       "ref_psnr": tensor_psnr(record.output, reference), "oracle_psnr": oracle.best_value,
-                      "oracle_iteration": oracle.best_iteration, "noisy_psnr": tensor_psnr(observation, reference),
+                      "oracle_iteration": oracle.best_iteration, "noisy_psnr": noisy_psnr,
                       "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
-    recorruption = stoppers.get("recorruption")
+    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising
+    recorruption = stoppers.get("recorruption") if isinstance(physics, Identity) else None
     return Restoration(
         image=record.output, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
         iterations_run=record.iterations_run,
@@ -221,7 +331,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
-        outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None})
+        outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
+        noise=model.name, physics=describe(physics))
 
 
 class DIPDenoiser(nn.Module):

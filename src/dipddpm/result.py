@@ -69,10 +69,11 @@ class Restoration:
     estimated_psnr_range : tuple or None
         About a 95% range of that estimate, ``(low, high)``; ``high`` is None when unbounded. It
         allows for the unknown noise-times-``z`` cross term and, for an estimated sigma, a 10% error.
-    sigma_used : float
-        Noise standard deviation used, image units in [0, 1].
+    sigma_used : float or None
+        Noise standard deviation used, image units in [0, 1]; None when the run had none (not
+        Gaussian denoising and none given).
     sigma_source : str
-        ``"given"`` or ``"estimated"`` (wavelet MAD).
+        ``"given"``, ``"estimated"`` (wavelet MAD) or ``"none"``.
     seed : int
         Seed of the run.
     device : str
@@ -101,6 +102,10 @@ class Restoration:
         The iterate each watching stopper returns (tensors; not serialised).
     versions : dict
         Package versions.
+    noise : str
+        The noise model (:data:`dipddpm.noise_models.NOISE_MODELS`).
+    physics : str
+        The forward operator, described (:func:`dipddpm.physics.describe`).
     """
 
     image: Any
@@ -110,7 +115,7 @@ class Restoration:
     iterations_run: int
     estimated_psnr: float | None
     estimated_psnr_range: tuple | None
-    sigma_used: float
+    sigma_used: float | None
     sigma_source: str
     seed: int
     device: str
@@ -125,6 +130,8 @@ class Restoration:
     config: dict
     outputs: dict = field(default_factory=dict, repr=False)
     versions: dict = field(default_factory=versions)
+    noise: str = "gaussian"
+    physics: str = "identity"
 
     def describe_estimate(self) -> str:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"``."""
@@ -138,7 +145,7 @@ class Restoration:
         """JSON-ready dictionary of everything but the image.
 
         The flat keys ``stop_iteration``, ``sigma_used``, ``sigma_source``, ``estimated_psnr``,
-        ``iterations_run``, ``seconds`` are always present; ``ref_psnr``, ``oracle_psnr`` and
+        ``iterations_run``, ``seconds``, ``noise``, ``physics`` are always present; ``ref_psnr``, ``oracle_psnr`` and
         ``oracle_iteration`` when a reference was given.
 
         Parameters
@@ -150,8 +157,9 @@ class Restoration:
             "stop_iteration": self.stop_iteration, "stopper": self.stopper, "stopped_by": self.stopped_by,
             "iterations_run": self.iterations_run, "estimated_psnr": self.estimated_psnr,
             "estimated_psnr_range": self.estimated_psnr_range,
-            "sigma_used": self.sigma_used, "sigma_source": self.sigma_source, "seed": self.seed,
-            "device": self.device, "seconds": self.seconds, "seconds_training": self.seconds_training,
+            "sigma_used": self.sigma_used, "sigma_source": self.sigma_source, "noise": self.noise,
+            "physics": self.physics, "seed": self.seed, "device": self.device, "seconds": self.seconds,
+            "seconds_training": self.seconds_training,
             "stage_starts": self.stage_starts, "stage_scales": self.stage_scales, "events": self.events,
             "stoppers": self.stoppers,
         }

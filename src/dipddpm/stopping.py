@@ -5,25 +5,31 @@ Every stopper has one method, :meth:`Stopper.observe`, called once per iteration
 run; after the run each one tells where it stopped (``fired_at``, or ``None`` when the run
 ended first) and what it would return (``best_iteration``, ``best_output``).
 
-Only :class:`OracleStopper` sees a clean image; it is evaluation only.
+Stoppers that compare with the observation ``y`` (recorruption, discrepancy, held-out) use the
+measured output ``A xbar`` and may weight the measured values (0/1: observed or not, held out or
+not). Only :class:`OracleStopper` sees a clean image; it is evaluation only.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import clipped_noise_moments
+from .noise_models import squared_error, weighted_mean
 
 __all__ = [
     "DiscrepancyStopper",
     "ExponentialVarianceStopper",
     "FixedStopper",
+    "HeldOutStopper",
     "Observation",
     "OracleStopper",
     "RecorruptionStopper",
@@ -31,6 +37,7 @@ __all__ = [
     "Stopper",
     "WindowedVarianceStopper",
     "estimated_psnr",
+    "holdout_mask",
     "patience_exhausted",
     "recorruption_offset",
     "validation_target",
@@ -55,6 +62,9 @@ class Observation:
         Whether the step trained on the final stage's target.
     schedule_finished : bool
         Whether the final stage has spent its budget.
+    measured : torch.Tensor, optional
+        ``A(output)``, the output as the forward operator measures it, detached; defaults to
+        ``output`` (denoising, ``A = I``).
     """
 
     iteration: int
@@ -63,10 +73,15 @@ class Observation:
     stage: int
     final_stage: bool
     schedule_finished: bool
+    measured: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.measured is None:
+            self.measured = self.output
 
 
-def _mse(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.mean((a - b) ** 2))
+def _mse(a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    return float(weighted_mean(squared_error(a, b), weights))
 
 
 class Stopper:
@@ -157,6 +172,21 @@ class _MinimumWithPatience(Stopper):
         return patience_exhausted(obs.iteration, self.best_iteration or 0, self._patience_start(obs), self.patience)
 
 
+class _FinalStageMinimum(_MinimumWithPatience):
+    """A minimum whose patience counts only from the first step of the curriculum's final stage."""
+
+    def __init__(self, patience: int):
+        super().__init__(patience)
+        self.final_start: int | None = None
+
+    def _patience_start(self, obs: Observation) -> int:
+        if not obs.final_stage:
+            return obs.iteration
+        if self.final_start is None:
+            self.final_start = obs.iteration
+        return self.final_start
+
+
 def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float) -> torch.Tensor:
     """The recorruption validation copy ``ytilde = y - (sigma / a) * z``.
 
@@ -179,7 +209,8 @@ def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: flo
     return observation - (sigma / ratio) * noise
 
 
-def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimate: torch.Tensor | None = None) -> float:
+def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimate: torch.Tensor | None = None,
+                        weights: torch.Tensor | None = None) -> float:
     """Expected noise energy of the validation copy: ``s_e^2 + (sigma/a)^2 * mean(z^2)``.
 
     ``E ||xbar - ytilde||^2 / N = MSE(xbar, x) + s_e^2 + (sigma/a)^2 mean(z^2)`` where ``s_e^2``
@@ -187,7 +218,8 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
     with ``mean(z^2) -> 1``, this is the ``sigma^2 (1 + 1/a^2)`` of the method. For an observation
     clipped to [0, 1], pass an estimate of the clean image: ``s_e^2`` is then the mean second
     moment of clipped noise at those grey levels (:func:`dipddpm.noise.clipped_noise_moments`),
-    which is smaller near black and white. Using the drawn ``z`` removes its sampling error.
+    which is smaller near black and white. Using the drawn ``z`` removes its sampling error. With
+    ``weights``, both means run over the weighted values only.
 
     Parameters
     ----------
@@ -198,7 +230,9 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
     noise : torch.Tensor
         The fixed ``z``.
     estimate : torch.Tensor, optional
-        Estimate of the clean image, for a clipped observation.
+        Estimate of the clean measurement, for a clipped observation.
+    weights : torch.Tensor, optional
+        0/1 weights of the measured values that count (default: all).
 
     Returns
     -------
@@ -208,8 +242,13 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
         energy = sigma**2
     else:
         clean = estimate.detach().double().clamp(0.0, 1.0).cpu().numpy()
-        energy = float(np.mean(clipped_noise_moments(clean, sigma)[1]))
-    return energy + (sigma / ratio) ** 2 * float(torch.mean(noise.double() ** 2))
+        w = None if weights is None else np.broadcast_to(weights.detach().double().cpu().numpy(), clean.shape)
+        energy = float(np.average(clipped_noise_moments(clean, sigma)[1], weights=w))
+    return energy + (sigma / ratio) ** 2 * _z_energy(noise, weights)
+
+
+def _z_energy(noise: torch.Tensor, weights: torch.Tensor | None) -> float:
+    return float(weighted_mean(noise.double() ** 2, None if weights is None else weights.double()))
 
 
 def estimated_psnr(validation_mse: float, offset: float) -> float | None:
@@ -231,16 +270,18 @@ def estimated_psnr(validation_mse: float, offset: float) -> float | None:
     return -10.0 * math.log10(excess) if excess > 0 else None
 
 
-class RecorruptionStopper(_MinimumWithPatience):
-    """Minimum of the recorruption validation error (the default stopper).
+class RecorruptionStopper(_FinalStageMinimum):
+    """Minimum of the recorruption validation error (the default stopper for Gaussian noise).
 
     The final stage trains on ``y + a sigma z``; the stopper watches
-    ``v_t = ||xbar_t - ytilde||^2 / N`` with ``ytilde = y - (sigma/a) z``. Because the two noises
-    are independent, ``E v_t = MSE(xbar_t, x) + offset`` (:func:`recorruption_offset`): the
+    ``v_t = ||A xbar_t - ytilde||^2 / N`` with ``ytilde = y - (sigma/a) z``. Because the two noises
+    are independent, ``E v_t = MSE(A xbar_t, A x) + offset`` (:func:`recorruption_offset`): the
     argmin of ``v_t`` estimates the best iterate without the clean image. In earlier stages
     (``s_k > a sigma``) the training noise is negatively correlated with ``ytilde``'s, so
     ``v_t`` over-estimates the error there and cannot cause an early stop; patience counts only
-    from the start of the final stage.
+    from the start of the final stage. The independence holds for Gaussian noise only. With
+    ``weights`` the means run over the weighted measured values (e.g. the observed pixels of an
+    inpainting mask), and the PSNR estimate is that of ``A xbar`` on them.
 
     Parameters
     ----------
@@ -260,12 +301,15 @@ class RecorruptionStopper(_MinimumWithPatience):
     sigma_rel_error : float
         Relative uncertainty of ``sigma`` (0 when it is known), used only for the range of the
         PSNR estimate.
+    weights : torch.Tensor, optional
+        0/1 weights of the measured values that count (default: all).
     """
 
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
-                 patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0):
+                 patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
+                 weights: torch.Tensor | None = None):
         super().__init__(patience)
         self.validation = validation_target(observation, noise, sigma, ratio)
         self.noise = noise
@@ -273,18 +317,17 @@ class RecorruptionStopper(_MinimumWithPatience):
         self.ratio = ratio
         self.clipped = clipped
         self.sigma_rel_error = sigma_rel_error
-        self.final_start: int | None = None
+        self.weights = weights
+        self._count = noise.numel() if weights is None else float(torch.broadcast_to(weights, noise.shape).sum())
+        self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
         self._offset: tuple[int, float] | None = None  # (best iteration it belongs to, value)
 
     def _criterion(self, obs: Observation) -> float:
-        return _mse(obs.output, self.validation)
+        return _mse(obs.measured, self.validation, self.weights)
 
-    def _patience_start(self, obs: Observation) -> int:
-        if not obs.final_stage:
-            return obs.iteration
-        if self.final_start is None:
-            self.final_start = obs.iteration
-        return self.final_start
+    def _keep(self, obs: Observation) -> None:
+        super()._keep(obs)
+        self._best_measured = None if obs.measured is obs.output else obs.measured.clone()
 
     @property
     def offset(self) -> float | None:
@@ -296,7 +339,9 @@ class RecorruptionStopper(_MinimumWithPatience):
         if self.best_output is None:
             return None
         if self._offset is None or self._offset[0] != self.best_iteration:
-            value = recorruption_offset(self.sigma, self.ratio, self.noise, self.best_output if self.clipped else None)
+            measured = self.best_output if self._best_measured is None else self._best_measured
+            value = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
+                                        self.weights)
             self._offset = (self.best_iteration, value)
         return self._offset[1]
 
@@ -318,9 +363,9 @@ class RecorruptionStopper(_MinimumWithPatience):
         offset = self.offset
         if offset is None:
             return None
-        z_energy = float(torch.mean(self.noise.double() ** 2))
+        z_energy = _z_energy(self.noise, self.weights)
         energy = offset - (self.sigma / self.ratio) ** 2 * z_energy
-        cross = 2 * (self.sigma / self.ratio) * math.sqrt(max(energy, 0.0) * z_energy / self.noise.numel())
+        cross = 2 * (self.sigma / self.ratio) * math.sqrt(max(energy, 0.0) * z_energy / self._count)
         return math.hypot(cross, 2 * self.sigma_rel_error * energy)
 
     @property
@@ -421,7 +466,7 @@ class ExponentialVarianceStopper(_MinimumWithPatience):
 
 
 class DiscrepancyStopper(Stopper):
-    """Morozov's discrepancy principle: stop when ``||xbar - y||^2 / N <= tau sigma^2``.
+    """Morozov's discrepancy principle: stop when ``||A xbar - y||^2 / N <= tau sigma^2``.
 
     Parameters
     ----------
@@ -431,19 +476,112 @@ class DiscrepancyStopper(Stopper):
         Noise standard deviation of ``y``.
     tau : float
         Threshold factor.
+    weights : torch.Tensor, optional
+        0/1 weights of the measured values that count (default: all); the mean runs over them.
     """
 
     name = "discrepancy"
 
-    def __init__(self, observation: torch.Tensor, sigma: float, tau: float = 1.0):
+    def __init__(self, observation: torch.Tensor, sigma: float, tau: float = 1.0,
+                 weights: torch.Tensor | None = None):
         super().__init__()
         self.observation = observation
         self.threshold = tau * sigma**2
+        self.weights = weights
 
     def _update(self, obs: Observation) -> bool:
-        self.value = _mse(obs.output, self.observation)
+        self.value = _mse(obs.measured, self.observation, self.weights)
         self._keep(obs)
         return self.value <= self.threshold
+
+
+def holdout_mask(weights: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """A fixed random subset of the measured values to validate on, as 0/1 weights ``h``.
+
+    Of the ``n`` values with weight > 0, ``max(1, round(fraction * n))`` are drawn uniformly without
+    replacement, each value (one channel of one pixel) on its own; ``h`` is 1 there and 0 elsewhere.
+
+    Parameters
+    ----------
+    weights : torch.Tensor
+        Weights of the measured values (0: not measured, never held out).
+    fraction : float
+        In (0, 1).
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    torch.Tensor
+        float32, shape and device of ``weights``.
+    """
+    if not 0 < fraction < 1:
+        raise InputError(f"the held-out fraction must lie in (0, 1), got {fraction!r}")
+    candidates = torch.nonzero(weights.detach().flatten().cpu() > 0).squeeze(1)
+    n = candidates.numel()
+    count = max(1, round(fraction * n))
+    if count >= n:
+        raise InputError(f"the image has {n} measured values: too few to hold out a fraction {fraction:g} of them "
+                         f"and train on the rest")
+    chosen = candidates[torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count]]
+    held = torch.zeros(weights.numel())
+    held[chosen] = 1.0
+    return held.reshape(weights.shape).to(weights.device)
+
+
+class HeldOutStopper(_FinalStageMinimum):
+    """Minimum of the loss on held-out measured values: a stop for any pixel-wise independent noise.
+
+    A fixed random subset ``h`` of the measured values (:func:`holdout_mask`, 10% by default) is
+    removed from training: the run's training weights are ``measured * (1 - h)``. The stopper watches
+
+        v_t = sum(h * l(A xbar_t, y)) / sum(h)
+
+    with the noise model's elementwise loss ``l``, and returns the iterate at its minimum once
+    :func:`patience_exhausted` says so (counting from the start of the final stage).
+
+    Why it works: when the noise is independent from value to value, the noise ``n_h`` of the
+    held-out values is independent of everything the network was trained on, hence of ``xbar_t``.
+    For the squared error ``E v_t = MSE_h(A xbar_t, A x) + E n_h^2``: the error on values the
+    network never saw plus a constant, so the argmin of ``v_t`` estimates the best iterate, as the
+    recorruption pair does for Gaussian noise. For the absolute error (impulse noise) and the
+    Poisson divergence the same independence makes ``E v_t`` the expected loss of a prediction made
+    without the value's own noise, which each loss is built to minimise at the clean value
+    (:mod:`dipddpm.noise_models`): a consistent proxy, though not the error plus a constant. It
+    needs neither Gaussian noise nor sigma.
+
+    What it costs: the held-out values (10% by default) never train the network, which fills them
+    from their neighbours as it fills the missing pixels of an inpainting; and ``v_t`` averages over
+    those values only, so it is noisier than a criterion over the whole image.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``y``.
+    held_out : torch.Tensor
+        ``h``, 0/1 weights of the held-out values, shape of ``y``.
+    loss : callable
+        The elementwise loss ``l(prediction, observation)``.
+    patience : int
+        Iterations without a new minimum (within the final stage) before firing.
+    """
+
+    name = "held-out"
+
+    def __init__(self, observation: torch.Tensor, held_out: torch.Tensor,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], patience: int = 150):
+        super().__init__(patience)
+        if held_out.shape != observation.shape or not bool(held_out.sum() > 0):
+            raise ValueError("the held-out weights need the observation's shape and at least one held-out value")
+        self.observation = observation
+        self.held_out = held_out
+        self.loss = loss
+
+    def _criterion(self, obs: Observation) -> float:
+        return float(weighted_mean(self.loss(obs.measured, self.observation), self.held_out))
+
+    def summary(self) -> dict:
+        return {**super().summary(), "held_out_values": int(self.held_out.sum()), "validation_loss": self.best_value}
 
 
 class FixedStopper(Stopper):
