@@ -106,3 +106,12 @@ def test_from_deepinv_delegates_and_checks():
 
     with pytest.raises(InputError, match="NoAdjoint is not a forward operator: it has no A_adjoint"):
         from_deepinv(NoAdjoint())
+
+
+def test_a_real_deepinv_physics_plugs_in():
+    dinv = pytest.importorskip("deepinv")
+    physics = dinv.physics.Inpainting(tensor_size=(3, 8, 8), mask=0.5)
+    op = from_deepinv(physics)
+    x, y = torch.rand(1, 3, 8, 8, dtype=torch.float64), torch.rand(1, 3, 8, 8, dtype=torch.float64)
+    assert torch.allclose(op.A(x), physics.A(x))
+    assert torch.isclose((op.A(x) * y).sum(), (x * op.A_adjoint(y)).sum())

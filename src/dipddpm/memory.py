@@ -59,10 +59,10 @@ def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int
     the activation floats per pixel (:func:`activation_floats_per_pixel`), ``C_in`` the input code's
     channels (code, jitter, their sum), ``C`` the image channels (observation, ``z``, targets, EMA,
     raw output and the iterates the stoppers keep) and ``W`` the parameters (weights, gradients and
-    Adam's two moments). The factor 1.35 covers the allocator: the measured peaks on CPU (torch
-    2.13, ``python benchmarks/speed.py steps``, ``benchmarks/results/speed/steps.md``) were 4-25% below
-    the estimate for the default network at 128^2-512^2 and the paper's 128-channel network at 128^2
-    and 256^2.
+    Adam's two moments). The factor 1.35 covers the allocator. Measured peaks on CPU (torch 2.13,
+    ``python benchmarks/speed.py steps``, ``benchmarks/results/speed/steps.md``) ranged from 1% above
+    to 27% below the estimate for the default network at 128^2-512^2 and the paper's 128-channel
+    network at 128^2 and 256^2; the same measurement varies by up to 20% from run to run.
 
     Parameters
     ----------
