@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from dipddpm.bench.data import list_images, load_clean, make_noisy
-from dipddpm.bench.methods import _end_when_all_fired
+from dipddpm.bench.methods import end_when_all_fired
 from dipddpm.config import DenoiserConfig
 from dipddpm.restore import restore_tensor
 
@@ -44,7 +44,7 @@ def main(names: list[str]) -> None:
         for variant in names:
             config = replace(VARIANTS[variant], train=replace(VARIANTS[variant].train, max_iter=3000))
             run = restore_tensor(tensor(noisy), None, config=config, stopper="oracle", watch=("recorruption",),
-                                 reference=tensor(clean), seed=0, callbacks=(_end_when_all_fired,))
+                                 reference=tensor(clean), seed=0, callbacks=(end_when_all_fired,))
             stop = run.stoppers["recorruption"]
             print(json.dumps({"image": name, "variant": variant, "oracle": round(run.evaluation["oracle_psnr"], 2),
                               "peak": run.evaluation["oracle_iteration"], "auto": round(stop["ref_psnr"], 2),

@@ -18,10 +18,9 @@ from .callbacks import ProgressBar
 from .config import DenoiserConfig
 from .errors import InputError
 from .memory import default_budget
-from .noise import estimate_sigma
 from .noise_models import get_noise_model
 from .physics import Identity, Operator, PixelMask, image_shape
-from .restore import DEFAULT_STOPPER, check_sigma, resolve_device, restore_tensor
+from .restore import DEFAULT_STOPPER, check_sigma, noise_level, resolve_device, restore_tensor
 from .result import Restoration, TiledRestoration
 from .tiling import choose_tile, restore_tiled
 
@@ -184,13 +183,6 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
     return None if tile >= max(height, width) else int(tile)
 
 
-def _estimate_whole(unit: np.ndarray) -> float:
-    sigma = estimate_sigma(unit, channel_axis=-1)
-    if not sigma > 0:
-        raise InputError("could not estimate the noise level (the image looks noise-free); give sigma")
-    return sigma
-
-
 def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
             stopper: str = DEFAULT_STOPPER, max_iter: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
@@ -322,9 +314,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             result = restore_tensor(y, sigma, config=config, stopper=stopper, watch=watch, reference=ref,
                                     seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise)
         else:
-            source = "given" if sigma is not None else "estimated" if noise == "gaussian" else "none"
-            if source == "estimated":
-                sigma = _estimate_whole(unit[..., :colour])
+            sigma, source = noise_level(y, sigma, noise == "gaussian")
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
                                         callbacks=(bar, *callbacks), noise_model=noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,

@@ -50,7 +50,7 @@ from .stopping import (
 )
 
 __all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
-           "draw_holdout", "draw_noise", "resolve_device", "resolve_stopper", "restore_tensor"]
+           "draw_holdout", "draw_noise", "noise_level", "resolve_device", "resolve_stopper", "restore_tensor"]
 
 STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "auto"
@@ -208,8 +208,9 @@ def draw_holdout(measured: torch.Tensor, fraction: float, seed: int) -> torch.Te
     return holdout_mask(measured, fraction, _seeds(seed)[2])
 
 
-def _noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool) -> tuple[float | None, str]:
-    """``(sigma, source)``: given; estimated (Gaussian denoising only); or ``(None, "none")``."""
+def noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool) -> tuple[float | None, str]:
+    """``(sigma, source)``: the given sigma (checked); estimated from ``observation`` (``(1, C, H, W)``)
+    when ``estimable`` (Gaussian denoising); else ``(None, "none")``."""
     if sigma is not None:
         return check_sigma(sigma), "given"
     if not estimable:
@@ -281,7 +282,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if reference is not None and tuple(reference.shape) != shape:
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
     gaussian = model.name == "gaussian"
-    sigma, source = _noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
+    sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
     stopper = resolve_stopper(stopper, model.name, physics, sigma)
     names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]
                                + (["oracle"] if reference is not None else [])))

@@ -22,7 +22,7 @@ from ..restore import draw_noise, restore_tensor
 from .baselines import bayes_shrink, bm3d_available, bm3d_denoise, nl_means, tv_chambolle
 from .zsn2n import zsn2n_denoise
 
-__all__ = ["Outcome", "DipMethod", "OneShotMethod", "METHODS", "DEFAULT_METHODS", "BEYOND_PEAK"]
+__all__ = ["Outcome", "DipMethod", "OneShotMethod", "METHODS", "DEFAULT_METHODS", "BEYOND_PEAK", "end_when_all_fired"]
 
 BEYOND_PEAK = 300
 """A trajectory ends early once every stopper has fired and the oracle has not improved for this long."""
@@ -60,7 +60,10 @@ def _to_numpy(tensor: torch.Tensor, grey: bool) -> np.ndarray:
     return out[..., 0] if grey else out
 
 
-def _end_when_all_fired(info: StepInfo) -> bool:
+def end_when_all_fired(info: StepInfo) -> bool:
+    """Callback ending a watched trajectory once every non-oracle stopper has fired and the oracle has not
+    improved for :data:`BEYOND_PEAK` iterations (the oracle is evaluation only: it ends the recording, never
+    chooses a result)."""
     others = [s for name, s in info.stoppers.items() if name != "oracle"]
     oracle = info.stoppers["oracle"]
     return (all(s.fired_at is not None for s in others)
@@ -96,7 +99,7 @@ class DipMethod:
     def _trajectory(self, y: torch.Tensor, sigma: float, ref: torch.Tensor, seed: int, config: DenoiserConfig,
                     stoppers: tuple[str, ...], noise: torch.Tensor | None = None):
         return restore_tensor(y, sigma, config=config, stopper="oracle", watch=stoppers, reference=ref, seed=seed,
-                              callbacks=(_end_when_all_fired,), noise=noise)
+                              callbacks=(end_when_all_fired,), noise=noise)
 
     def run(self, noisy: np.ndarray, clean: np.ndarray, sigma_true: float, seed: int, device: str,
             max_iter: int) -> Outcome:
