@@ -16,26 +16,22 @@ Usage: python benchmarks/eswmv.py [--data ../shared/data/eswmv] [--limit 4] [--c
 
 import argparse
 import json
-import platform
-import shlex
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from scipy.ndimage import median_filter
 from skimage.restoration import denoise_wavelet
 
-from dipddpm.bench.data import list_images, load_clean
-from dipddpm.bench.methods import end_when_all_fired
+from dipddpm.bench.data import centre_crop, list_images, load_clean
+from dipddpm.bench.methods import end_when_all_fired, to_tensor
+from dipddpm.bench.scripts import script_meta, write_script_results
 from dipddpm.config import DenoiserConfig
 from dipddpm.io import read_image
 from dipddpm.metrics import psnr
 from dipddpm.noise_models import ESWMV_LEVELS, anscombe, inverse_anscombe
 from dipddpm.restore import resolve_stopper, restore_tensor
-from dipddpm.result import versions
 
 DEFAULT = DenoiserConfig()
 FOLDERS = {"gaussian": "gaussian_4", "poisson": "shot_4", "impulse": "impulse_4", "speckle": "speckle_4"}
@@ -55,12 +51,6 @@ def classical(noisy: np.ndarray, noise: str) -> tuple[str, np.ndarray]:
                                                       rescale_sigma=True)
 
 
-def _crop(image: np.ndarray, size: int) -> np.ndarray:
-    h, w = image.shape[:2]
-    top, left = (h - size) // 2, (w - size) // 2
-    return image[top:top + size, left:left + size]
-
-
 def _scored(value: float | None, row: dict) -> str:
     return "-" if value is None else f"{value:.2f} ({row['oracle_psnr'] - value:.2f})"
 
@@ -74,14 +64,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/eswmv-128"))
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in list_images(Path(args.data) / "clean", args.limit):
         clean = load_clean(path, args.crop)
         for noise, folder in FOLDERS.items():
-            noisy = _crop(read_image(Path(args.data) / folder / path.name)[..., :3] / 255.0, args.crop)
-            y, ref = (torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()[None]
-                      for a in (noisy, clean))
+            noisy = centre_crop(read_image(Path(args.data) / folder / path.name)[..., :3] / 255.0, args.crop)
+            y, ref = to_tensor(noisy), to_tensor(clean)
             ours = resolve_stopper("auto", noise)
             start = time.perf_counter()
             run = restore_tensor(y, None, stopper="oracle", watch=(ours, "es-wmv"), reference=ref, seed=args.seed,
@@ -99,17 +87,14 @@ def main() -> None:
                    "seconds": seconds, "classical": name, "classical_psnr": psnr(np.clip(baseline, 0, 1), clean)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    meta = {"command": "python benchmarks/eswmv.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": f"{platform.processor()} {platform.machine()}, "
-            f"{torch.get_num_threads()} threads", "versions": versions()}
-    (args.out / "rows.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    lines = [f"`{meta['command']}`", "", "| image | noise | noisy | ours (gap) | ES-WMV (gap) | oracle | classical |",
+    lines = ["| image | noise | noisy | ours (gap) | ES-WMV (gap) | oracle | classical |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['image']} | {r['noise']} | {r['noisy_psnr']:.2f} | {_scored(r['ours_psnr'], r)} | "
                      f"{_scored(r['eswmv_psnr'], r)}{'' if r['eswmv_fired'] else ' not fired'} | "
                      f"{r['oracle_psnr']:.2f} | {r['classical_psnr']:.2f} ({r['classical']}) |")
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_script_results(args.out / "rows.json", args.out / "summary.md", script_meta("benchmarks/eswmv.py"),
+                         rows, "\n".join(lines))
     print("\n".join(lines))
 
 

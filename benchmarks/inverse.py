@@ -13,9 +13,6 @@ Usage: python benchmarks/inverse.py --images DIR [--limit 4] [--crop 128] [--max
 
 import argparse
 import json
-import platform
-import shlex
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,16 +23,12 @@ from skimage.restoration import inpaint_biharmonic
 from skimage.transform import resize
 
 from dipddpm.bench.data import list_images, load_clean, noise_seed
-from dipddpm.bench.methods import end_when_all_fired
+from dipddpm.bench.methods import end_when_all_fired, to_tensor
+from dipddpm.bench.scripts import script_meta, write_script_results
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr
 from dipddpm.physics import Downsample, PixelMask
 from dipddpm.restore import restore_tensor
-from dipddpm.result import versions
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
 
 
 def _quantise(image: np.ndarray) -> np.ndarray:
@@ -62,7 +55,7 @@ def main() -> None:
         keep = rng.random(clean.shape[:2]) < 0.5
         down = Downsample(4)
         masked = _quantise(clean * keep[..., None])
-        small = _quantise(down.A(_tensor(clean))[0].permute(1, 2, 0).double().numpy())
+        small = _quantise(down.A(to_tensor(clean))[0].permute(1, 2, 0).double().numpy())
         tasks = {
             "inpainting 50%": (PixelMask(torch.from_numpy(keep)), masked,
                                inpaint_biharmonic(masked, ~keep, channel_axis=-1), "biharmonic"),
@@ -70,8 +63,8 @@ def main() -> None:
         }
         for task, (physics, observed, baseline, baseline_name) in tasks.items():
             start = time.perf_counter()
-            run = restore_tensor(_tensor(observed), None, config=config, stopper="oracle",
-                                 watch=("held-out", "es-wmv"), reference=_tensor(clean), seed=args.seed,
+            run = restore_tensor(to_tensor(observed), None, config=config, stopper="oracle",
+                                 watch=("held-out", "es-wmv"), reference=to_tensor(clean), seed=args.seed,
                                  physics=physics, callbacks=(end_when_all_fired,))
             row = {"image": name, "task": task, "crop": args.crop, "seed": args.seed,
                    "oracle_psnr": run.evaluation["oracle_psnr"], "oracle_iteration": run.evaluation["oracle_iteration"],
@@ -82,12 +75,7 @@ def main() -> None:
                    "baseline": baseline_name, "baseline_psnr": psnr(np.clip(baseline, 0, 1), clean)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-    meta = {"command": "python benchmarks/inverse.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads", "versions": versions()}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "rows.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    lines = [f"`{meta['command']}`", "", "| image | task | ours (gap, stop) | ES-WMV | oracle (iteration) | baseline |",
+    lines = ["| image | task | ours (gap, stop) | ES-WMV | oracle (iteration) | baseline |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         eswmv = "-" if r["eswmv_psnr"] is None else f"{r['eswmv_psnr']:.2f}"
@@ -95,7 +83,8 @@ def main() -> None:
         lines.append(f"| {r['image']} | {r['task']} | {r['ours_psnr']:.2f} ({r['oracle_psnr'] - r['ours_psnr']:.2f}, "
                      f"{r['ours_stop']}) | {eswmv} | {r['oracle_psnr']:.2f} ({r['oracle_iteration']}) | "
                      f"{r['baseline_psnr']:.2f} ({r['baseline']}) |")
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_script_results(args.out / "rows.json", args.out / "summary.md", script_meta("benchmarks/inverse.py"),
+                         rows, "\n".join(lines))
     print("\n".join(lines))
 
 

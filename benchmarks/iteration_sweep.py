@@ -12,11 +12,8 @@ import json
 import sys
 from dataclasses import replace
 
-import numpy as np
-import torch
-
 from dipddpm.bench.data import list_images, load_clean, make_noisy
-from dipddpm.bench.methods import end_when_all_fired
+from dipddpm.bench.methods import end_when_all_fired, to_tensor
 from dipddpm.config import DenoiserConfig
 from dipddpm.restore import restore_tensor
 
@@ -38,13 +35,10 @@ def main(names: list[str]) -> None:
         clean = load_clean(path, 128)
         noisy = make_noisy(clean, name, 25, 0)
 
-        def tensor(a):
-            return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()[None]
-
         for variant in names:
             config = replace(VARIANTS[variant], train=replace(VARIANTS[variant].train, max_iter=3000))
-            run = restore_tensor(tensor(noisy), None, config=config, stopper="oracle", watch=("recorruption",),
-                                 reference=tensor(clean), seed=0, callbacks=(end_when_all_fired,))
+            run = restore_tensor(to_tensor(noisy), None, config=config, stopper="oracle", watch=("recorruption",),
+                                 reference=to_tensor(clean), seed=0, callbacks=(end_when_all_fired,))
             stop = run.stoppers["recorruption"]
             print(json.dumps({"image": name, "variant": variant, "oracle": round(run.evaluation["oracle_psnr"], 2),
                               "peak": run.evaluation["oracle_iteration"], "auto": round(stop["ref_psnr"], 2),

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
-import shlex
 import statistics
 import subprocess
 import sys
@@ -39,26 +37,14 @@ import numpy as np
 import torch
 
 from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.methods import to_tensor
+from dipddpm.bench.scripts import script_meta, write_script_results
 from dipddpm.bench.zsn2n import zsn2n_denoise
 from dipddpm.config import DenoiserConfig
 from dipddpm.memory import estimate_memory
 from dipddpm.metrics import psnr
 from dipddpm.presets import PRESETS
 from dipddpm.restore import restore_tensor
-from dipddpm.result import versions
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {gpu}"
 
 
 class _StepClock:
@@ -73,15 +59,11 @@ class _StepClock:
         self.times.append(time.perf_counter())
 
 
-def _tensor(image: np.ndarray, device: str) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None].to(device)
-
-
 def _step_times(config: DenoiserConfig, stopper: str, size: int, steps: int, device: str,
                 bf16: bool = False) -> list[float]:
     """Per-step seconds of the real training loop on a random ``size``^2 RGB image (first 2 dropped)."""
     rng = np.random.default_rng(0)
-    y = _tensor(rng.random((size, size, 3)), device)
+    y = to_tensor(rng.random((size, size, 3)), device)
     clock = _StepClock()
     config = replace(config, train=replace(config.train, max_iter=steps + 2))
     with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
@@ -191,7 +173,7 @@ def measure_quality(images: list[Path], crop: int, paper_crop: int, sigma255: fl
         name = f"{path.parent.name}/{path.stem}"
         clean = load_clean(path, crop)
         noisy = make_noisy(clean, name, sigma255, seed)
-        y, ref = _tensor(noisy, device), _tensor(clean, device)
+        y, ref = to_tensor(noisy, device), to_tensor(clean, device)
         ours = restore_tensor(y, None, config=default.config, stopper=default.stopper, reference=ref, seed=seed)
         start = time.perf_counter()
         zs = np.clip(zsn2n_denoise(noisy, -1, seed=seed, device=device), 0, 1)
@@ -203,7 +185,7 @@ def measure_quality(images: list[Path], crop: int, paper_crop: int, sigma255: fl
                "zsn2n_seconds": zs_seconds}
         small_clean = load_clean(path, paper_crop)
         small_noisy = make_noisy(small_clean, name, sigma255, seed)
-        ys, refs = _tensor(small_noisy, device), _tensor(small_clean, device)
+        ys, refs = to_tensor(small_noisy, device), to_tensor(small_clean, device)
         config = replace(paper.config, train=replace(paper.config.train, max_iter=paper_budget))
         paper_run = restore_tensor(ys, sigma255 / 255, config=config, stopper="oracle", reference=refs, seed=seed,
                                    callbacks=(_past_the_peak,))
@@ -264,14 +246,9 @@ def main() -> None:
         table = _table(rows, ["image", "ours_psnr", "ours_oracle_psnr", "ours_seconds", "ours_stop",
                               "zsn2n_psnr", "zsn2n_seconds", "paper_crop", "ours_small_psnr",
                               "paper_oracle_psnr", "paper_oracle_iteration", "paper_seconds"])
-    args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python benchmarks/speed.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "started": started, "finished": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": _machine(),
-            "device": args.device, "versions": versions(),
+    meta = {**script_meta("benchmarks/speed.py", args.device), "started": started,
             "max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
-    (args.out / f"{args.what}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (args.out / f"{args.what}.md").write_text(f"`{meta['command']}`\n\n{meta['machine']}; {meta['versions']}\n\n"
-                                              f"{table}\n")
+    write_script_results(args.out / f"{args.what}.json", args.out / f"{args.what}.md", meta, rows, table)
     print(table)
 
 

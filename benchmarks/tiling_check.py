@@ -15,10 +15,8 @@ sigma and seed, whose numbers can be read there).
 import argparse
 import json
 
-import numpy as np
-import torch
-
 from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.methods import to_tensor
 from dipddpm.noise import estimate_sigma
 from dipddpm.restore import restore_tensor
 from dipddpm.tiling import restore_tiled
@@ -39,7 +37,7 @@ def main() -> None:
         name = f"{path.parent.name}/{path.stem}"
         clean = load_clean(path, args.crop)
         noisy = make_noisy(clean, name, args.sigma, args.seed)
-        y, ref = (torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float()[None] for a in (noisy, clean))
+        y, ref = to_tensor(noisy), to_tensor(clean)
         sigma = estimate_sigma(noisy, channel_axis=-1)
         whole = None if args.tiled_only else restore_tensor(y, sigma, reference=ref, seed=args.seed)
 

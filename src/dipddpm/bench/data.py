@@ -12,7 +12,7 @@ from ..errors import InputError
 from ..io import READ_SUFFIXES, read_image
 from ..noise import add_gaussian_noise
 
-__all__ = ["list_images", "load_clean", "noise_seed", "make_noisy"]
+__all__ = ["centre_crop", "list_images", "load_clean", "noise_seed", "make_noisy"]
 
 
 def list_images(folder: str | Path, limit: int | None = None) -> list[Path]:
@@ -45,11 +45,15 @@ def load_clean(path: Path, crop: int | None = None) -> np.ndarray:
     image = to_unit_range(read_image(path))[0]
     if image.ndim == 3:
         image = image[..., :3] if image.shape[-1] >= 3 else image[..., 0]
-    if crop:
-        h, w = image.shape[:2]
-        ch, cw = min(crop, h), min(crop, w)
-        image = image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-    return np.ascontiguousarray(image)
+    return np.ascontiguousarray(centre_crop(image, crop) if crop else image)
+
+
+def centre_crop(image: np.ndarray, crop: int) -> np.ndarray:
+    """``image[(H - c) // 2 : (H - c) // 2 + c, (W - c) // 2 : (W - c) // 2 + c]``; a side shorter than ``crop``
+    is kept whole."""
+    h, w = image.shape[:2]
+    ch, cw = min(crop, h), min(crop, w)
+    return image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
 
 
 def noise_seed(name: str, sigma255: float, seed: int) -> int:

@@ -22,7 +22,8 @@ from ..restore import draw_noise, restore_tensor
 from .baselines import bayes_shrink, bm3d_available, bm3d_denoise, nl_means, tv_chambolle
 from .zsn2n import zsn2n_denoise
 
-__all__ = ["Outcome", "DipMethod", "OneShotMethod", "METHODS", "DEFAULT_METHODS", "BEYOND_PEAK", "end_when_all_fired"]
+__all__ = ["Outcome", "DipMethod", "OneShotMethod", "METHODS", "DEFAULT_METHODS", "BEYOND_PEAK", "end_when_all_fired",
+           "to_tensor"]
 
 BEYOND_PEAK = 300
 """A trajectory ends early once every stopper has fired and the oracle has not improved for this long."""
@@ -50,7 +51,8 @@ class Outcome:
     estimate: tuple[float | None, float | None, float | None] | None = None
 
 
-def _to_tensor(image: np.ndarray, device: str) -> torch.Tensor:
+def to_tensor(image: np.ndarray, device: str | torch.device = "cpu") -> torch.Tensor:
+    """A grey ``(H, W)`` or ``(H, W, C)`` image as a ``(1, C, H, W)`` float32 tensor on ``device``."""
     hwc = image[..., None] if image.ndim == 2 else image
     return torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1))).float()[None].to(device)
 
@@ -106,7 +108,7 @@ class DipMethod:
         """Run on one noisy image; ``clean`` feeds only the oracle and the scores."""
         start = time.perf_counter()
         grey = noisy.ndim == 2
-        y, ref = _to_tensor(noisy, device), _to_tensor(clean, device)
+        y, ref = to_tensor(noisy, device), to_tensor(clean, device)
         sigma = sigma_true if self.sigma_given else estimate_sigma(noisy, channel_axis=None if grey else -1)
         config = replace(self.config, train=replace(self.config.train, max_iter=max_iter))
         first = self._trajectory(y, sigma, ref, seed, config, self.stoppers)
