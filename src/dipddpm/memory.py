@@ -52,6 +52,11 @@ def activation_floats_per_pixel(colour: int, net: NetConfig) -> float:
     return total / side**2
 
 
+@functools.lru_cache(maxsize=32)
+def _parameter_count(colour: int, net: NetConfig) -> int:
+    return sum(p.numel() for p in SkipUNet(colour, net).to("meta").parameters())
+
+
 def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int:
     """Bytes one training run on a ``height x width`` image needs beyond the process's baseline.
 
@@ -80,8 +85,7 @@ def estimate_memory(height: int, width: int, colour: int, net: NetConfig) -> int
     ph, pw = padded_size(height, width, net.depth)
     pixels = ph * pw
     per_pixel = activation_floats_per_pixel(colour, net) + 3 * net.input_channels + 12 * colour
-    weights = sum(p.numel() for p in SkipUNet(colour, net).to("meta").parameters())
-    return int(_BYTES * (_ALLOCATOR_MARGIN * per_pixel * pixels + 4 * weights))
+    return int(_BYTES * (_ALLOCATOR_MARGIN * per_pixel * pixels + 4 * _parameter_count(colour, net)))
 
 
 def default_budget(device: torch.device) -> int:
