@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,16 @@ class _Outputs:
         return written
 
 
+def _write_and_report(outputs: _Outputs, info, input_path: Path, quiet: bool, shown: dict | None = None,
+                      notes: Sequence[str] = ()) -> None:
+    """Write the outputs, then print the summary, any further ``notes`` and what was written."""
+    written = outputs.write(info, input_path, shown)
+    _report(info, quiet)
+    for note in notes:
+        _say(quiet, note)
+    _say(quiet, "wrote " + ", ".join(written))
+
+
 def _restore(image: np.ndarray, quiet: bool, **kwargs):
     """Run :func:`~dipddpm.api.denoise` on an image as read from a file; return its Restoration."""
     return denoise(image, channel_axis=_channel_axis(image), preserve_dtype=True, progress=False if quiet else None,
@@ -242,13 +253,9 @@ def denoise_command(input_path, output_path, sigma, noise, stopper, max_iter, se
     shown = {"noisy": image, label: info.image}
     if reference is not None:
         shown["reference (evaluation only)"] = reference
-    written = outputs.write(info, input_path, shown)
-    _report(info, quiet)
-    for name in watched:
-        s = info.stoppers[name]
-        _say(quiet, f"  {name} would have stopped at iteration {s['fired_at'] or '- (not by the end)'} "
-                    f"and returned iteration {s['best_iteration']}")
-    _say(quiet, "wrote " + ", ".join(written))
+    notes = [f"  {name} would have stopped at iteration {info.stoppers[name]['fired_at'] or '- (not by the end)'} "
+             f"and returned iteration {info.stoppers[name]['best_iteration']}" for name in watched]
+    _write_and_report(outputs, info, input_path, quiet, shown, notes)
 
 
 @cli.command("inpaint")
@@ -268,9 +275,7 @@ def inpaint_command(input_path, mask_path, output_path, sigma, noise, stopper, m
     info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
                     noise=noise, physics=physics)
-    written = outputs.write(info, input_path)
-    _report(info, quiet)
-    _say(quiet, "wrote " + ", ".join(written))
+    _write_and_report(outputs, info, input_path, quiet)
 
 
 def _parse_scale(text: str) -> int:
@@ -293,9 +298,7 @@ def upscale_command(input_path, scale, output_path, sigma, noise, stopper, max_i
     info = _restore(image, quiet, sigma=_optional_sigma(sigma), stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
                     noise=noise, physics=Downsample(factor))
-    written = outputs.write(info, input_path)
-    _report(info, quiet)
-    _say(quiet, "wrote " + ", ".join(written))
+    _write_and_report(outputs, info, input_path, quiet)
 
 
 @cli.command("estimate-sigma")
