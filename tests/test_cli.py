@@ -105,6 +105,8 @@ def test_unusual_images_keep_shape_and_dtype(tmp_path, rng, dtype, suffix, shape
 def _bad(tmp_path, noisy_png):
     nan = tmp_path / "nan.tif"
     tifffile.imwrite(nan, np.full((8, 8), np.nan, np.float32))
+    negative = tmp_path / "negative.tif"
+    tifffile.imwrite(negative, np.linspace(-0.2, 0.8, 64, dtype=np.float32).reshape(8, 8))
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")
     text = tmp_path / "text.png"
@@ -138,6 +140,14 @@ def _bad(tmp_path, noisy_png):
         "unknown noise": (["denoise", str(noisy_png), "-o", out, "--noise", "shot"], "--noise"),
         "recorruption with poisson": (["denoise", str(noisy_png), "-o", out, "--noise", "poisson", "--stopper",
                                        "recorruption"], "only then"),
+        "photons with gaussian noise": (["denoise", str(noisy_png), "-o", out, "--photons", "5"],
+                                        "photons go with Poisson noise"),
+        "negative poisson data": (["denoise", str(negative), "-o", str(tmp_path / "out.tif"), "--noise", "poisson"],
+                                  "Poisson data cannot be negative"),
+        "negative photons": (["denoise", str(noisy_png), "-o", out, "--noise", "poisson", "--photons", "-1"],
+                             "photons must be a positive number"),
+        "text photons": (["denoise", str(noisy_png), "-o", out, "--noise", "poisson", "--photons", "many"],
+                         "--photons"),
         "mask of another size": (inpaint + [str(noisy_png.parent / "small.png")],
                                  "the mask is 5x5 pixels but the image is 24x20"),
         "empty mask": (inpaint + [str(zero_mask)], "the mask keeps no pixels"),
@@ -158,6 +168,7 @@ CASES = ["missing file", "empty file", "not an image", "nan pixels", "negative s
          "sigma in 8-bit units", "unwritable output", "bad output format", "unknown stopper",
          "unknown watched stopper", "bad plot format", "bad compare format", "oracle without ref",
          "ref of another size", "missing output option", "unknown noise", "recorruption with poisson",
+         "photons with gaussian noise", "negative poisson data", "negative photons", "text photons",
          "mask of another size", "empty mask", "mask with other channels", "missing mask",
          "inpaint recorruption without sigma", "inpaint ref of another size", "scale 1", "scale not an integer",
          "upscale ref of the input's size", "upscale unwritable output"]
@@ -293,3 +304,12 @@ def test_denoise_other_noise_uses_the_held_out_stop(tmp_path, noisy_png, noise):
     assert main(["denoise", str(noisy_png), "-o", str(out), "--noise", noise, "--json", str(js), *FAST_ARGS]) == 0
     data = json.loads(js.read_text())
     assert data["stopper"] == "held-out" and data["noise"] == noise and data["sigma_used"] is None
+
+
+def test_denoise_poisson_with_photons_stops_by_recorruption(tmp_path, noisy_png):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--noise", "poisson", "--photons", "12", "--json", str(js),
+                 *FAST_ARGS]) == 0
+    data = json.loads(js.read_text())
+    assert data["stopper"] == "recorruption" and data["noise"] == "poisson" and data["sigma_source"] == "photons"
+    assert "Anscombe-stabilised (12 photons)" in data["physics"] and read_image(out).shape == (24, 20, 3)

@@ -10,6 +10,7 @@ from dipddpm.noise_models import (
     ESWMV_LEVELS,
     NOISE_MODELS,
     anscombe,
+    expected_anscombe,
     get_noise_model,
     inverse_anscombe,
     poisson_divergence,
@@ -205,3 +206,25 @@ def test_weighted_mean_counts_only_weighted_values():
     assert float(weighted_mean(values, torch.tensor([1.0, 1.0, 1.0, 0.0]))) == pytest.approx(2.0)
     assert torch.equal(weighted_mean(values), torch.mean(values))
     assert float(weighted_mean(values, torch.ones(4))) == pytest.approx(float(torch.mean(values)))
+
+
+@pytest.mark.parametrize("mean", [0.0, 0.05, 0.7, 3.0, 20.0, 400.0])
+def test_expected_anscombe_is_the_mean_of_the_transform(mean):
+    k = np.arange(0, int(mean + 40 * (mean**0.5) + 60))
+    pmf = poisson.pmf(k, mean)
+    direct = np.sum(pmf * 2 * np.sqrt(k + 0.375))
+    assert expected_anscombe(np.array([mean]))[0] == pytest.approx(direct, rel=1e-12)
+
+
+def test_expected_anscombe_lies_below_the_transform_and_meets_its_asymptote():
+    means = np.array([0.5, 2.0, 10.0, 100.0, 1000.0])
+    g = expected_anscombe(means)
+    assert np.all(g < 2 * np.sqrt(means + 0.375))  # Jensen: E sqrt < sqrt E
+    assert np.all(np.diff(g) > 0)
+    assert abs(g[-1] - 2 * np.sqrt(1000.125)) < 1e-4  # g(mu) - 2 sqrt(mu + 1/8) = O(mu^-3/2)
+    assert inverse_anscombe(g[2:]) == pytest.approx(means[2:], rel=2e-3)  # Makitalo-Foi inverts it
+
+
+def test_expected_anscombe_refuses_negative_means():
+    with pytest.raises(InputError, match="Poisson means"):
+        expected_anscombe(np.array([1.0, -0.5]))

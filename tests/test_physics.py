@@ -1,8 +1,18 @@
+import numpy as np
 import pytest
 import torch
 
 from dipddpm.errors import InputError
-from dipddpm.physics import Downsample, Identity, PixelMask, from_deepinv
+from dipddpm.noise_models import expected_anscombe
+from dipddpm.physics import (
+    AnscombeStabilised,
+    Downsample,
+    Identity,
+    PixelMask,
+    describe,
+    from_deepinv,
+    observed_weights,
+)
 
 SHAPE = (2, 3, 12, 12)
 
@@ -115,3 +125,54 @@ def test_a_real_deepinv_physics_plugs_in():
     x, y = torch.rand(1, 3, 8, 8, dtype=torch.float64), torch.rand(1, 3, 8, 8, dtype=torch.float64)
     assert torch.allclose(op.A(x), physics.A(x))
     assert torch.isclose((op.A(x) * y).sum(), (x * op.A_adjoint(y)).sum())
+
+
+@pytest.mark.parametrize("photons", [5.0, 25.0])
+def test_stabilised_poisson_data_average_to_the_forward_map(photons):
+    """E t = A x, also at a few counts, where the plain transform of the mean is biased."""
+    op = AnscombeStabilised(Identity(), photons)
+    levels = torch.tensor([0.0, 0.02, 0.1, 0.3, 0.6, 0.9], dtype=torch.float64)
+    x = levels.reshape(1, 1, 1, -1).expand(1, 1, 4000, -1)
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(rng.poisson(photons * x.numpy()) / photons)
+    t = op.stabilise(y)
+    mean, std = t.mean(dim=(0, 1, 2)), t.std(dim=(0, 1, 2))
+    assert torch.allclose(mean, op.A(levels.reshape(1, 1, 1, -1))[0, 0, 0], atol=4 * float(std.max()) / 4000**0.5)
+    plain = (2 * torch.sqrt(photons * levels + 0.375) - op.offset) / op.span
+    assert float((plain - mean)[2].abs()) > 5 * float(std[2]) / 4000**0.5  # the bias A corrects is real
+    counts = photons * levels
+    assert torch.allclose(std[counts >= 4], torch.tensor(op.sigma, dtype=torch.float64), rtol=0.15)
+    assert torch.all(std[counts < 1] < op.sigma)
+
+
+def test_stabilised_forward_map_interpolates_the_expected_transform_and_has_gradients():
+    op = AnscombeStabilised(Identity(), 12.0)
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64, requires_grad=True)
+    exact = (expected_anscombe(12.0 * x.detach().numpy()) - op.offset) / op.span
+    assert np.allclose(op.A(x).detach().numpy(), exact, atol=1e-6)
+    op.A(x).sum().backward()
+    assert torch.all(torch.isfinite(x.grad)) and torch.all(x.grad > 0)
+    assert float(op.A(torch.zeros(1, 1, 1, 1))) == 0.0
+    assert float(op.stabilise(torch.ones(1))) == pytest.approx(1.0) and float(op.stabilise(torch.zeros(1))) == 0.0
+
+
+def test_stabilised_wraps_an_inner_operator():
+    mask = _rand(12, 12, seed=1) > 0.5
+    op = AnscombeStabilised(PixelMask(mask), 5.0)
+    x = _rand(*SHAPE)
+    assert torch.all(op.A(x)[:, :, ~mask] == 0) and op.measured_shape(SHAPE) == SHAPE
+    assert torch.equal(observed_weights(op, SHAPE), observed_weights(PixelMask(mask), SHAPE))
+    assert describe(op).startswith("pixel mask") and "Anscombe-stabilised (5 photons)" in describe(op)
+    down = AnscombeStabilised(Downsample(2), 5.0)
+    assert down.measured_shape(SHAPE) == (2, 3, 6, 6) and down.A_adjoint(torch.zeros(2, 3, 6, 6)).shape == SHAPE
+
+
+@pytest.mark.parametrize("photons", [0, -3.0, float("inf"), float("nan"), True, "5"])
+def test_stabilised_refuses_bad_photon_counts(photons):
+    with pytest.raises(InputError, match="photons must be a positive number"):
+        AnscombeStabilised(Identity(), photons)
+
+
+def test_stabilised_refuses_negative_data():
+    with pytest.raises(InputError, match="cannot be negative"):
+        AnscombeStabilised(Identity(), 5.0).stabilise(torch.tensor([0.2, -0.1]))

@@ -18,6 +18,7 @@ from dipddpm import (
     restore_tensor,
 )
 from dipddpm.api import mask_operator
+from dipddpm.metrics import psnr
 from dipddpm.noise_models import sample_poisson
 from dipddpm.physics import Downsample, Identity, PixelMask, from_deepinv
 from dipddpm.restore import draw_holdout, resolve_stopper
@@ -132,14 +133,25 @@ def test_held_out_values_never_enter_the_training_loss():
     (dict(noise="poisson", stopper="recorruption"), "Gaussian noise.*held-out"),
     (dict(noise="poisson", stopper="discrepancy"), "needs sigma"),
     (dict(noise="shot"), "unknown noise model"),
+    (dict(photons=5.0), "photons go with Poisson noise"),
+    (dict(noise="poisson", photons=5.0, sigma=0.1), "photons go with Poisson noise and no sigma"),
+    (dict(noise="poisson", photons=-5.0), "photons must be a positive number"),
+    (dict(noise="poisson", image=smooth_image(16, 16) - 1.0), "Poisson data cannot be negative"),
     (dict(physics=Downsample(2), stopper="recorruption"), "needs sigma"),
     (dict(physics=Downsample(2), tile=16), "tiling"),
     (dict(stopper="held-out", config=DenoiserConfig(stopping=StoppingConfig(holdout=1.5))), "fraction"),
 ])
 def test_bad_combinations_raise_input_error(kwargs, message):
-    image = smooth_image(16, 16)
+    kwargs = dict(kwargs)
+    image = kwargs.pop("image", smooth_image(16, 16))
     with pytest.raises(InputError, match=message):
         denoise(image, channel_axis=-1, **{"config": FAST, "max_iter": 3, **kwargs})
+
+
+def test_tensor_restoration_refuses_negative_poisson_data():
+    y = torch.from_numpy(smooth_image(16, 16).transpose(2, 0, 1)).float()[None] - 0.2
+    with pytest.raises(InputError, match="Poisson data cannot be negative"):
+        restore_tensor(y, config=FAST, noise_model="poisson")
 
 
 def test_mask_operator_checks_the_mask():
@@ -155,3 +167,25 @@ def test_mask_operator_checks_the_mask():
         mask_operator(np.ones((8, 6, 2)), image, -1)
     with pytest.raises(InputError, match="grey mask"):
         mask_operator(np.ones((8, 6, 3)), image[..., 0])
+
+
+def test_poisson_with_photons_runs_gaussian_in_anscombe_units():
+    clean = smooth_image(24, 24)
+    noisy = sample_poisson(clean, 12.0, np.random.default_rng(0))
+    info = denoise(noisy, channel_axis=-1, config=FAST, max_iter=200, noise="poisson", photons=12.0, reference=clean,
+                   return_info=True)
+    assert info.stopper == "recorruption" and info.noise == "poisson" and info.sigma_source == "photons"
+    assert info.sigma_used == pytest.approx(1 / (2 * (12.375**0.5 - 0.375**0.5)))
+    assert info.physics == "identity, Anscombe-stabilised (12 photons)" and len(info.stage_scales) > 1
+    assert info.estimated_psnr is None  # the recorruption estimate is in stabilised units, not the image's
+    assert info.evaluation["noisy_psnr"] == pytest.approx(psnr(noisy, clean), abs=1e-3)
+    assert info.evaluation["ref_psnr"] > info.evaluation["noisy_psnr"] + 3
+
+
+def test_photons_reach_every_tile():
+    clean = smooth_image(32, 32)
+    noisy = sample_poisson(clean, 12.0, np.random.default_rng(0))
+    info = denoise(noisy, channel_axis=-1, config=FAST, max_iter=4, noise="poisson", photons=12.0, tile=20,
+                   overlap=4, return_info=True)
+    assert len(info.tiles) == 4 and {t["stopped_by"] for t in info.tiles} <= {"recorruption", "max-iter"}
+    assert info.sigma_source == "photons" and info.sigma_used == pytest.approx(1 / (2 * (12.375**0.5 - 0.375**0.5)))

@@ -24,7 +24,7 @@ from .restore import DEFAULT_STOPPER, check_sigma, noise_level, resolve_device, 
 from .result import Restoration, TiledRestoration
 from .tiling import choose_tile, restore_tiled
 
-__all__ = ["denoise", "from_unit_range", "mask_operator", "plan_tiling", "to_unit_range"]
+__all__ = ["denoise", "from_unit_range", "mask_operator", "plan_tiling", "restored_channels", "to_unit_range"]
 
 
 def to_unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -86,8 +86,19 @@ def _channels_last(image: np.ndarray, channel_axis: int | None, name: str) -> np
     return image
 
 
-def _colours(channels: int) -> int:
-    """Channels restored: 1 for grey (and grey+alpha), 3 for RGB (and RGBA); alpha is passed through."""
+def restored_channels(channels: int) -> int:
+    """Channels restored of an image with ``channels`` channels: alpha is passed through, not restored.
+
+    Parameters
+    ----------
+    channels : int
+        1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+
+    Returns
+    -------
+    int
+        1 for grey and grey + alpha, 3 for RGB and RGBA.
+    """
     return 1 if channels <= 2 else 3
 
 
@@ -131,7 +142,7 @@ def mask_operator(mask: np.ndarray, image: np.ndarray, channel_axis: int | None 
     if not grey and mask_hwc.shape[-1] != hwc.shape[-1]:
         raise InputError(f"the mask has {mask_hwc.shape[-1]} channels, the image {hwc.shape[-1]}; give a grey mask "
                          f"or one with the image's channels")
-    observed = mask_hwc[..., :_colours(hwc.shape[-1])] != 0
+    observed = mask_hwc[..., :restored_channels(hwc.shape[-1])] != 0
     chw = np.ascontiguousarray(observed.transpose(2, 0, 1))
     return PixelMask(torch.from_numpy(chw[0] if grey else chw).to(resolve_device(device)))
 
@@ -188,7 +199,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
             preserve_dtype: bool = False, progress: bool | None = False, callbacks: Sequence = (),
             tile: int | str | None = "auto", overlap: int = 32, memory_budget: int | None = None,
-            noise: str = "gaussian", physics: Operator | None = None,
+            noise: str = "gaussian", physics: Operator | None = None, photons: float | None = None,
             return_info: bool = False) -> np.ndarray | Restoration | TiledRestoration:
     """Denoise (or inpaint, or upscale) one image with a Deep Image Prior that stops by itself.
 
@@ -196,7 +207,9 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     final stage fits ``y + a sigma z`` and the run stops at the minimum of
     ``||xbar - (y - sigma/a z)||^2``, which equals the true error plus a known constant. For other
     noise, or without sigma behind an operator, the net fits ``y`` with the noise model's loss and
-    stops at the minimum of the loss on held-out values. No clean image is needed.
+    stops at the minimum of the loss on held-out values. Poisson noise with known ``photons`` is
+    made Gaussian by the Anscombe transform and then restored like Gaussian noise
+    (:class:`~dipddpm.physics.AnscombeStabilised`). No clean image is needed.
 
     Parameters
     ----------
@@ -253,6 +266,10 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         Forward operator that produced ``image`` from the image to restore (None: denoising), e.g.
         :func:`mask_operator` for inpainting or ``Downsample(4)`` for 4x upscaling; such runs are
         never tiled.
+    photons : float, optional
+        Poisson noise only: expected count of a white pixel (``image = Poisson(photons x) / photons``
+        in [0, 1] units). Given, the run trains on the Anscombe-stabilised image with staged targets
+        and stops by recorruption; without it, Poisson runs fit ``y`` and stop on held-out values.
     return_info : bool
         Return a :class:`~dipddpm.result.Restoration` (a
         :class:`~dipddpm.result.TiledRestoration` when tiled) instead of the array.
@@ -273,9 +290,11 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     start = time.perf_counter()
     get_noise_model(noise)  # an unknown name fails before any work
     original = np.asarray(image)
+    if noise == "poisson" and original.size and np.nanmin(original) < 0:
+        raise InputError("Poisson data cannot be negative (counts, or counts / photons, are >= 0)")
     hwc = _channels_last(original, channel_axis, "image")
     unit, offset, scale = to_unit_range(hwc)
-    colour = _colours(hwc.shape[-1])
+    colour = restored_channels(hwc.shape[-1])
     if sigma is not None:
         sigma = check_sigma(sigma) * (1.0 if original.dtype.kind in "ub" else 1.0 / scale)
     config = config or DenoiserConfig()
@@ -312,11 +331,13 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     try:
         if tile_size is None:
             result = restore_tensor(y, sigma, config=config, stopper=stopper, watch=watch, reference=ref,
-                                    seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise)
+                                    seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise,
+                                    photons=photons)
         else:
             sigma, source = noise_level(y, sigma, noise == "gaussian")
+            source = "photons" if photons is not None else source
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=(bar, *callbacks), noise_model=noise)
+                                        callbacks=(bar, *callbacks), noise_model=noise, photons=photons)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
                                    on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
     finally:

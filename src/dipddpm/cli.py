@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .api import denoise, mask_operator, plan_tiling, to_unit_range
+from .api import denoise, mask_operator, plan_tiling, restored_channels, to_unit_range
 from .engine import TrainingDiverged
 from .errors import InputError
 from .io import check_writable, read_image, write_image
@@ -78,6 +78,8 @@ def _parse_tile(text: str) -> int | str | None:
 
 
 def _sigma_text(info) -> str:
+    if info.sigma_source == "photons":
+        return f"Poisson noise made Gaussian (Anscombe): sigma {info.sigma_used:.4f} in stabilised units"
     if info.sigma_used is None:
         return "sigma not used (none given, and it is estimated only for Gaussian denoising)"
     return f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})"
@@ -181,9 +183,12 @@ def _run_options(func):
                                      "omitted, for Gaussian denoising only)."),
         click.option("--noise", type=click.Choice(list(NOISE_MODELS)), default="gaussian", show_default=True,
                      help="Noise model of IN: sets the training loss (and the automatic stopper)."),
-        click.option("--stopper", help=f"auto (recorruption for Gaussian noise with a known or estimated sigma, "
-                                       f"else held-out) or one of: {', '.join(STOPPERS)} (oracle needs --ref and is "
-                                       f"evaluation only)."),
+        click.option("--photons", type=float,
+                     help="With --noise poisson: expected count of a white pixel. Given, IN is Anscombe-stabilised "
+                          "and restored like Gaussian noise (staged targets, recorruption stop)."),
+        click.option("--stopper", help=f"auto (recorruption for Gaussian noise with a known or estimated sigma "
+                                       f"and for Poisson noise with --photons, else held-out) or one of: "
+                                       f"{', '.join(STOPPERS)} (oracle needs --ref and is evaluation only)."),
         click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."),
@@ -225,13 +230,13 @@ def cli():
                                          "held-out changes the run, as it keeps its values out of training.")
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
-def denoise_command(input_path, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path, json_path,
-                    plot_path, quiet, preset, tile, overlap, watch, compare_path):
+def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max_iter, seed, device, ref_path,
+                    json_path, plot_path, quiet, preset, tile, overlap, watch, compare_path):
     """Denoise the image IN and write it to OUT."""
     chosen = get_preset(preset, max_iter)
     tile = _parse_tile(tile)
     image = read_image(input_path)
-    colour = 1 if image.ndim == 2 or image.shape[-1] <= 2 else 3
+    colour = restored_channels(1 if image.ndim == 2 else image.shape[-1])
     tile_size = plan_tiling(image.shape[0], image.shape[1], colour, tile, overlap, config=chosen.config,
                             device=device)
     if tile_size is not None and plot_path is not None:
@@ -248,7 +253,7 @@ def denoise_command(input_path, output_path, sigma, noise, stopper, max_iter, se
                     f"each)")
     info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or chosen.stopper),
                     watch=watched, seed=seed, device=device, reference=reference, config=chosen.config,
-                    tile=tile_size, overlap=overlap, noise=noise)
+                    tile=tile_size, overlap=overlap, noise=noise, photons=photons)
     label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
     shown = {"noisy": image, label: info.image}
     if reference is not None:
@@ -263,8 +268,8 @@ def denoise_command(input_path, output_path, sigma, noise, stopper, max_iter, se
 @click.option("--mask", "mask_path", required=True, type=click.Path(path_type=Path),
               help="Mask image of IN's size, grey or with IN's channels: nonzero = observed, 0 = to fill in.")
 @_run_options
-def inpaint_command(input_path, mask_path, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path,
-                    json_path, plot_path, quiet):
+def inpaint_command(input_path, mask_path, output_path, sigma, noise, photons, stopper, max_iter, seed, device,
+                    ref_path, json_path, plot_path, quiet):
     """Fill in the pixels of IN that MASK marks missing (and denoise the rest); write the result to OUT."""
     image = read_image(input_path)
     mask = read_image(mask_path)
@@ -274,7 +279,7 @@ def inpaint_command(input_path, mask_path, output_path, sigma, noise, stopper, m
     physics = mask_operator(mask, image, _channel_axis(image), resolve_device(device))
     info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
-                    noise=noise, physics=physics)
+                    noise=noise, physics=physics, photons=photons)
     _write_and_report(outputs, info, input_path, quiet)
 
 
@@ -288,7 +293,7 @@ def _parse_scale(text: str) -> int:
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
 @click.option("--scale", required=True, help="Integer factor >= 2: OUT is this many times wider and taller than IN.")
 @_run_options
-def upscale_command(input_path, scale, output_path, sigma, noise, stopper, max_iter, seed, device, ref_path,
+def upscale_command(input_path, scale, output_path, sigma, noise, photons, stopper, max_iter, seed, device, ref_path,
                     json_path, plot_path, quiet):
     """Upscale IN by an integer factor (super-resolution; IN is taken as box-averaged) and write it to OUT."""
     factor = _parse_scale(scale)
@@ -297,7 +302,7 @@ def upscale_command(input_path, scale, output_path, sigma, noise, stopper, max_i
     outputs.check()
     info = _restore(image, quiet, sigma=_optional_sigma(sigma), stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
-                    noise=noise, physics=Downsample(factor))
+                    noise=noise, physics=Downsample(factor), photons=photons)
     _write_and_report(outputs, info, input_path, quiet)
 
 

@@ -15,7 +15,8 @@ benchmark's levels 2/3/4 (low/medium/high).
 Every loss is elementwise, ``loss(prediction, observation)`` -> one loss per value, whose expected
 value, over the noise of that value, is minimised by the clean value (before clipping, which biases
 all of them near 0 and 1); :func:`weighted_mean` turns it into a training loss. The Anscombe
-transform and its unbiased inverse are here for Poisson noise-level work.
+transform, its expected value under Poisson noise and its unbiased inverse are here for Poisson data
+made Gaussian (:class:`dipddpm.physics.AnscombeStabilised`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import gammaln
 
 from .errors import InputError
 from .noise import add_gaussian_noise
@@ -35,6 +37,7 @@ __all__ = [
     "NoiseModel",
     "absolute_error",
     "anscombe",
+    "expected_anscombe",
     "get_noise_model",
     "inverse_anscombe",
     "poisson_divergence",
@@ -278,6 +281,35 @@ def anscombe(counts: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     if (counts < 0).any():
         raise InputError("Poisson counts must be >= 0")
     return 2.0 * (counts + 0.375) ** 0.5
+
+
+def expected_anscombe(mean: np.ndarray) -> np.ndarray:
+    """Expected Anscombe transform of Poisson counts: ``g(mu) = E[2 sqrt(Z + 3/8)]``, ``Z ~ Poisson(mu)``.
+
+    ``g(mu) = sum_k e^-mu mu^k / k! 2 sqrt(k + 3/8)``, summed to ``k = m + 12 sqrt(m) + 40`` with
+    ``m = max(mu)``, beyond which the Poisson tail is below 1e-15. ``g(0) = 2 sqrt(3/8)``, and
+    ``g(mu) - 2 sqrt(mu + 1/8) -> 0`` as ``mu`` grows; at low counts ``g`` lies below the transform of the
+    mean, which is the bias :func:`inverse_anscombe` undoes.
+
+    Parameters
+    ----------
+    mean : numpy.ndarray
+        Poisson means ``mu`` >= 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``g(mu)`` in float64, same shape.
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    if mean.size and (not np.all(np.isfinite(mean)) or mean.min() < 0):
+        raise InputError("Poisson means must be finite and >= 0")
+    top = float(mean.max()) if mean.size else 0.0
+    k = np.arange(int(top + 12 * top**0.5 + 40) + 1, dtype=np.float64)
+    log_mean = np.log(np.maximum(mean, np.finfo(np.float64).tiny))[..., None]
+    log_pmf = k * log_mean - mean[..., None] - gammaln(k + 1.0)
+    log_pmf[..., 1:] = np.where(mean[..., None] > 0, log_pmf[..., 1:], -np.inf)
+    return np.sum(np.exp(log_pmf) * 2.0 * np.sqrt(k + 0.375), axis=-1)
 
 
 def inverse_anscombe(transformed: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

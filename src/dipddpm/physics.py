@@ -3,7 +3,9 @@
 Each has deepinv's interface, ``A(x)`` and ``A_adjoint(y)`` on ``(B, C, H, W)`` tensors, plus
 ``measured_shape(shape)``, the shape of ``A x`` for an image of that shape. Noise is not part of an
 operator (see :mod:`dipddpm.noise_models`). :func:`from_deepinv` wraps any object with ``A`` and
-``A_adjoint``, such as a deepinv physics; deepinv itself is never imported. :func:`image_shape`,
+``A_adjoint``, such as a deepinv physics; deepinv itself is never imported. :class:`AnscombeStabilised`
+wraps any of them for Poisson data: a nonlinear measurement whose noise is nearly Gaussian with a known
+level, so the Gaussian machinery (staged targets, recorruption) applies. :func:`image_shape`,
 :func:`observed_weights` and :func:`describe` are what the training loop and its record need to know.
 """
 
@@ -11,13 +13,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import InputError
+from .noise_models import anscombe, expected_anscombe
 
-__all__ = ["DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "describe", "from_deepinv",
-           "image_shape", "observed_weights"]
+__all__ = ["AnscombeStabilised", "DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "describe",
+           "from_deepinv", "image_shape", "observed_weights"]
 
 
 class Operator(Protocol):
@@ -162,6 +166,65 @@ def from_deepinv(physics) -> DeepinvOperator:
     return DeepinvOperator(physics)
 
 
+class AnscombeStabilised:
+    """Poisson data seen through the Anscombe transform: nearly Gaussian noise of a known level.
+
+    With ``y = Poisson(lam B x) / lam`` (``B`` the inner operator, ``lam`` photons at white) and
+    ``a(c) = 2 sqrt(c + 3/8)``, the stabilised measurement :meth:`stabilise` is
+    ``t = (a(lam y) - a(0)) / (a(lam) - a(0))``, in [0, 1] for ``y`` in [0, 1]; its noise has standard
+    deviation close to :attr:`sigma` ``= 1 / (a(lam) - a(0))`` for every ``x`` once ``lam B x`` is above
+    about 4 counts, and less below. The forward map is the EXPECTED transform,
+    ``A(x) = (g(lam B x) - a(0)) / (a(lam) - a(0))`` with ``g(mu) = E a(Z)``, ``Z ~ Poisson(mu)``
+    (:func:`~dipddpm.noise_models.expected_anscombe`), so ``E t = A x`` exactly and a least-squares fit
+    of ``t`` has no low-count bias (Makitalo and Foi's exact unbiased inverse, applied forward).
+    ``g`` is tabulated on 4097 points of ``[0, lam]`` and interpolated linearly (differentiable almost
+    everywhere); ``B x`` must lie in [0, 1], as the network's sigmoid output does for masks and box
+    downsampling. ``A`` is not linear: ``A_adjoint`` is the inner operator's, for shapes only.
+
+    Parameters
+    ----------
+    inner : Operator
+        ``B``: identity for denoising, a mask, downsampling.
+    photons : float
+        ``lam`` > 0, the expected count of a white pixel.
+    """
+
+    points = 4097
+
+    def __init__(self, inner: Operator, photons: float) -> None:
+        if isinstance(photons, bool) or not isinstance(photons, (int, float)) or not 0 < photons < float("inf"):
+            raise InputError(f"photons must be a positive number, got {photons!r}")
+        self.inner, self.photons = inner, float(photons)
+        self.offset = float(anscombe(np.float64(0.0)))
+        self.span = float(anscombe(np.float64(self.photons))) - self.offset
+        grid = torch.linspace(0.0, self.photons, self.points, dtype=torch.float64)
+        self.table = (torch.from_numpy(expected_anscombe(grid.numpy())) - self.offset) / self.span
+
+    @property
+    def sigma(self) -> float:
+        """``1 / (a(lam) - a(0))``: the stabilised noise level (unit variance in Anscombe units)."""
+        return 1.0 / self.span
+
+    def stabilise(self, y: torch.Tensor) -> torch.Tensor:
+        """``t = (a(lam y) - a(0)) / (a(lam) - a(0))`` for a measurement ``y`` >= 0 in image units."""
+        if (y < 0).any():
+            raise InputError("Poisson data cannot be negative")
+        return (anscombe(self.photons * y) - self.offset) / self.span
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        position = self.inner.A(x).clamp(0.0, 1.0) * (self.points - 1)
+        below = position.detach().floor().clamp(max=self.points - 2)
+        table = self.table.to(dtype=x.dtype, device=x.device)
+        low, high = table[below.long()], table[below.long() + 1]
+        return low + (position - below) * (high - low)
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        return self.inner.A_adjoint(y)
+
+    def measured_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.inner.measured_shape(shape)
+
+
 def image_shape(operator: Operator, measured_shape: tuple[int, ...],
                 device: torch.device | str = "cpu") -> tuple[int, ...]:
     """Shape of the image ``x`` behind a measurement ``y = A x`` of ``measured_shape``: that of ``A^T y``.
@@ -201,6 +264,8 @@ def observed_weights(operator: Operator, measured_shape: tuple[int, ...],
     torch.Tensor or None
         float32 weights of shape ``measured_shape``; None when every value is measured.
     """
+    if isinstance(operator, AnscombeStabilised):
+        return observed_weights(operator.inner, measured_shape, device)
     if not isinstance(operator, PixelMask):
         return None
     return operator.A(torch.ones(_batch_shape(measured_shape), device=device))
@@ -214,5 +279,7 @@ def describe(operator: Operator) -> str:
         return f"pixel mask ({100 * float(operator.mask.mean()):.1f}% observed)"
     if isinstance(operator, Downsample):
         return f"downsample x{operator.factor}"
+    if isinstance(operator, AnscombeStabilised):
+        return f"{describe(operator.inner)}, Anscombe-stabilised ({operator.photons:g} photons)"
     inner = operator.physics if isinstance(operator, DeepinvOperator) else operator
     return f"custom ({type(inner).__name__})"

@@ -180,15 +180,25 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
         _stage_bands(ax_loss, result, last)
         _stage_bands(ax_psnr, result, last)
 
-    gaussian = result.noise == "gaussian"
+    stabilised = result.sigma_source == "photons"  # Poisson fitted as Gaussian in Anscombe units
+    gaussian = result.noise == "gaussian" or stabilised
+    units = ", Anscombe-stabilised units" if stabilised else ""
     ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8,
-                     label="training MSE (vs. the stage's target)" if gaussian else f"training loss ({result.noise} "
-                                                                                   f"noise model)")
+                     label=f"training MSE (vs. the stage's target{units})" if gaussian else
+                     f"training loss ({result.noise} noise model)")
     if gaussian and result.sigma_used is not None:
         floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
         ax_loss.semilogy(it, floors, color=COLORS["floor"], lw=1.2, ls="--",
                          label=r"noise floor $\sigma^2 + s_k^2$ of the stage")
-    ax_loss.set_ylabel("MSE (image range [0, 1])" if gaussian else "loss")
+    if "held-out" in h:
+        held = np.array([np.nan if v is None else v for v in h["held-out"]], dtype=float)
+        ax_loss.semilogy(it, held, color=COLORS["estimate"], lw=1.0,
+                         label="loss on the held-out values (never trained; its minimum is the held-out stop)")
+        best = result.stoppers["held-out"].get("best_iteration")
+        if best is not None and best in set(it.tolist()):
+            ax_loss.plot([best], [held[it.tolist().index(best)]], "o", color=COLORS["stop"], ms=4)
+    ax_loss.set_ylabel(("MSE (stabilised [0, 1])" if stabilised else "MSE (image range [0, 1])") if gaussian
+                       else "loss")
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(True, which="major", alpha=0.3)
 

@@ -34,7 +34,7 @@ from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
 from .noise_models import NoiseModel, get_noise_model
-from .physics import Identity, Operator, describe, image_shape, observed_weights
+from .physics import AnscombeStabilised, Identity, Operator, describe, image_shape, observed_weights
 from .result import Restoration
 from .stopping import (
     DiscrepancyStopper,
@@ -162,7 +162,8 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
     if name == "recorruption":
         if run_in.model.name != "gaussian":
             raise InputError(f"the recorruption stopper needs Gaussian noise (y + a*sigma*z and y - (sigma/a)*z are "
-                             f"independent only then), not {run_in.model.name}; use the held-out stopper")
+                             f"independent only then), not {run_in.model.name}; use the held-out stopper"
+                             + (", or give photons to make it Gaussian" if run_in.model.name == "poisson" else ""))
         _needs_sigma(name, run_in.sigma)
         if a <= 0:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
@@ -226,13 +227,15 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
                    noise: torch.Tensor | None = None, physics: Operator | None = None,
-                   noise_model: str = "gaussian") -> Restoration:
+                   noise_model: str = "gaussian", photons: float | None = None) -> Restoration:
     """Restore one image tensor from a noisy measurement ``y = A x + n``.
 
     Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
-    any other noise, or an unknown sigma, trains on ``y`` itself (one stage) with the noise
-    model's loss. The held-out stopper, deciding or only watching, removes its values from
-    training for the whole run.
+    so does Poisson noise with known ``photons``, after the Anscombe transform
+    (:class:`~dipddpm.physics.AnscombeStabilised`: the run fits ``t = stabilised y`` through the
+    expected transform, with sigma known from ``photons``). Any other noise, or an unknown sigma,
+    trains on ``y`` itself (one stage) with the noise model's loss. The held-out stopper, deciding
+    or only watching, removes its values from training for the whole run.
 
     Parameters
     ----------
@@ -262,6 +265,9 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     noise_model : str
         The noise of ``y``, one of :data:`dipddpm.noise_models.NOISE_MODELS`: it sets the training
         loss and which stoppers are valid.
+    photons : float, optional
+        Poisson noise only: the expected count of a white pixel (``y = Poisson(photons x) / photons``).
+        When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None.
 
     Returns
     -------
@@ -281,8 +287,17 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     shape = image_shape(physics, observation.shape, observation.device)
     if reference is not None and tuple(reference.shape) != shape:
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
+    if model.name == "poisson" and bool((observation < 0).any()):
+        raise InputError("Poisson data cannot be negative (counts, or counts / photons, are >= 0)")
+    measurement, noise_name = observation, model.name
+    if photons is not None:
+        if model.name != "poisson" or sigma is not None:
+            raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
+        physics = AnscombeStabilised(physics, photons)
+        observation, sigma, model = physics.stabilise(observation), physics.sigma, get_noise_model("gaussian")
     gaussian = model.name == "gaussian"
     sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
+    source = "photons" if photons is not None else source
     stopper = resolve_stopper(stopper, model.name, physics, sigma)
     names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]
                                + (["oracle"] if reference is not None else [])))
@@ -316,7 +331,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         for name, s in stoppers.items():
             summaries[name]["ref_psnr"] = None if s.best_output is None else tensor_psnr(s.best_output, reference)
         oracle = stoppers["oracle"]
-        noisy_psnr = tensor_psnr(observation, reference) if observation.shape == reference.shape else None
+        noisy_psnr = tensor_psnr(measurement, reference) if measurement.shape == reference.shape else None
         evaluation = {"note": "evaluation only: computed with the clean reference, never used by the run",
                       "ref_psnr": tensor_psnr(record.output, reference), "oracle_psnr": oracle.best_value,
                       "oracle_iteration": oracle.best_iteration, "noisy_psnr": noisy_psnr,
@@ -333,7 +348,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
         outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
-        noise=model.name, physics=describe(physics))
+        noise=noise_name, physics=describe(physics))
 
 
 class DIPDenoiser(nn.Module):

@@ -71,9 +71,10 @@ class Restoration:
         allows for the unknown noise-times-``z`` cross term and, for an estimated sigma, a 10% error.
     sigma_used : float or None
         Noise standard deviation used, image units in [0, 1]; None when the run had none (not
-        Gaussian denoising and none given).
+        Gaussian denoising and none given). For Poisson data with known photons, the level of the
+        Anscombe-stabilised measurement (:class:`~dipddpm.physics.AnscombeStabilised`).
     sigma_source : str
-        ``"given"``, ``"estimated"`` (wavelet MAD) or ``"none"``.
+        ``"given"``, ``"estimated"`` (wavelet MAD), ``"photons"`` (from the Poisson photon count) or ``"none"``.
     seed : int
         Seed of the run.
     device : str
@@ -206,10 +207,10 @@ class TiledRestoration:
         Tile size and overlap in pixels.
     estimated_psnr : float or None
         The tiles' estimated errors pooled over their pixels (no clean image used), in dB.
-    sigma_used : float
-        Noise level used for every tile, image units.
+    sigma_used : float or None
+        Noise level used for every tile, image units (stabilised units for Poisson with photons).
     sigma_source : str
-        ``"given"`` or ``"estimated"`` (once, on the whole image).
+        ``"given"``, ``"estimated"`` (once, on the whole image), ``"photons"`` or ``"none"``.
     seed : int
     device : str
     seconds : float

@@ -106,9 +106,10 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
     ----------
     observation : torch.Tensor
         ``(1, C, H, W)`` in [0, 1].
-    sigma : float
+    sigma : float or None
         Noise level of the whole image (estimate it once on the whole image: more pixels, a
-        steadier estimate than per tile).
+        steadier estimate than per tile); None when each tile's run sets its own (Poisson photons)
+        or has none.
     tile, overlap : int
         Tile size and overlap in pixels.
     restore : callable
@@ -166,6 +167,7 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
                       "oracle_psnr": tensor_psnr(oracle / weights, reference),
                       "oracle_note": "every tile's own best iterate, blended"}
     return TiledRestoration(image=image, tiles=tiles, tile=tile, overlap=overlap, estimated_psnr=estimate,
-                            sigma_used=sigma, sigma_source=sigma_source, seed=first.seed, device=first.device,
+                            sigma_used=first.sigma_used if sigma is None else sigma,
+                            sigma_source=sigma_source, seed=first.seed, device=first.device,
                             seconds=time.perf_counter() - start, evaluation=evaluation, config=first.config,
                             versions=versions())
