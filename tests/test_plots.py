@@ -52,6 +52,23 @@ def test_run_figure_labels_truth_as_evaluation_only(run):
     assert any("estimated PSNR" in label for label in labels)
 
 
+def _labels(fig):
+    return [t.get_text() for ax in fig.axes for t in (ax.get_legend().get_texts() if ax.get_legend() else [])]
+
+
+def test_run_figure_draws_the_criterion_each_stop_watched():
+    clean = smooth_image(24, 32)
+    noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+    held = denoise(noisy, channel_axis=-1, config=FAST, noise="speckle", return_info=True)
+    assert any("held-out values" in label for label in _labels(plots.plot_run(held)))
+    counts = np.random.default_rng(0).poisson(12 * clean) / 12
+    stabilised = denoise(counts, channel_axis=-1, config=FAST, noise="poisson", photons=12, return_info=True)
+    labels = _labels(plots.plot_run(stabilised))
+    assert plots.estimated_psnr_curve(stabilised) is None  # an estimate in Anscombe units is not the image's
+    assert not any("estimated PSNR" in label for label in labels)
+    assert any("recorruption stop" in label for label in labels) and any("Anscombe" in label for label in labels)
+
+
 @pytest.mark.parametrize("shape", [(64, 64), (48, 100), (101, 33)])
 def test_centre_zoom_is_a_centred_square_inside_the_image(shape):
     top, left, size = plots.centre_zoom(shape)

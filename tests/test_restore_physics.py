@@ -176,7 +176,7 @@ def test_poisson_with_photons_runs_gaussian_in_anscombe_units():
                    return_info=True)
     assert info.stopper == "recorruption" and info.noise == "poisson" and info.sigma_source == "photons"
     assert info.sigma_used == pytest.approx(1 / (2 * (12.375**0.5 - 0.375**0.5)))
-    assert info.physics == "identity, Anscombe-stabilised (12 photons)" and len(info.stage_scales) > 1
+    assert info.physics == "Anscombe-stabilised (12 photons)" and len(info.stage_scales) > 1
     assert info.estimated_psnr is None  # the recorruption estimate is in stabilised units, not the image's
     assert info.evaluation["noisy_psnr"] == pytest.approx(psnr(noisy, clean), abs=1e-3)
     assert info.evaluation["ref_psnr"] > info.evaluation["noisy_psnr"] + 3

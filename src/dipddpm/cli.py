@@ -79,7 +79,7 @@ def _parse_tile(text: str) -> int | str | None:
 
 def _sigma_text(info) -> str:
     if info.sigma_source == "photons":
-        return f"Poisson noise made Gaussian (Anscombe): sigma {info.sigma_used:.4f} in stabilised units"
+        return f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from the photon count)"
     if info.sigma_used is None:
         return "sigma not used (none given, and it is estimated only for Gaussian denoising)"
     return f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})"

@@ -280,6 +280,7 @@ def describe(operator: Operator) -> str:
     if isinstance(operator, Downsample):
         return f"downsample x{operator.factor}"
     if isinstance(operator, AnscombeStabilised):
-        return f"{describe(operator.inner)}, Anscombe-stabilised ({operator.photons:g} photons)"
+        inner = "" if isinstance(operator.inner, Identity) else f"{describe(operator.inner)}, "
+        return f"{inner}Anscombe-stabilised ({operator.photons:g} photons)"
     inner = operator.physics if isinstance(operator, DeepinvOperator) else operator
     return f"custom ({type(inner).__name__})"

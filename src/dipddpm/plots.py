@@ -145,11 +145,12 @@ def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray 
     Returns
     -------
     numpy.ndarray or None
-        NaN where ``v_t - offset - shift <= 0`` (unbounded); None without the recorruption stopper.
+        NaN where ``v_t - offset - shift <= 0`` (unbounded); None without the recorruption stopper, or
+        behind an operator (there the criterion measures ``A xbar``, not the image).
     """
     values = result.history.get("recorruption")
     offset = result.stoppers.get("recorruption", {}).get("offset")
-    if values is None or offset is None:
+    if values is None or offset is None or result.physics != "identity":
         return None
     excess = np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -190,19 +191,23 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
         floors = [result.sigma_used**2 + result.stage_scales[k] ** 2 for k in h["stage"]]
         ax_loss.semilogy(it, floors, color=COLORS["floor"], lw=1.2, ls="--",
                          label=r"noise floor $\sigma^2 + s_k^2$ of the stage")
-    if "held-out" in h:
-        held = np.array([np.nan if v is None else v for v in h["held-out"]], dtype=float)
-        ax_loss.semilogy(it, held, color=COLORS["estimate"], lw=1.0,
-                         label="loss on the held-out values (never trained; its minimum is the held-out stop)")
-        best = result.stoppers["held-out"].get("best_iteration")
+    estimate = estimated_psnr_curve(result)
+    validation = {"held-out": "loss on the held-out values (never trained; its minimum is the held-out stop)"}
+    if estimate is None:
+        validation["recorruption"] = r"MSE against $y - (\sigma/a) z$ (its minimum is the recorruption stop)"
+    for name, label in validation.items():
+        if name not in h:
+            continue
+        values = np.array([np.nan if v is None else v for v in h[name]], dtype=float)
+        ax_loss.semilogy(it, values, color=COLORS["estimate"], lw=1.0, label=label)
+        best = result.stoppers[name].get("best_iteration")
         if best is not None and best in set(it.tolist()):
-            ax_loss.plot([best], [held[it.tolist().index(best)]], "o", color=COLORS["stop"], ms=4)
+            ax_loss.plot([best], [values[it.tolist().index(best)]], "o", color=COLORS["stop"], ms=4)
     ax_loss.set_ylabel(("MSE (stabilised [0, 1])" if stabilised else "MSE (image range [0, 1])") if gaussian
                        else "loss")
     ax_loss.legend(loc="upper right", fontsize=8)
     ax_loss.grid(True, which="major", alpha=0.3)
 
-    estimate = estimated_psnr_curve(result)
     if estimate is not None:
         ax_psnr.plot(it, estimate, color=COLORS["estimate"], lw=1.2,
                      label="estimated PSNR (recorruption, no clean image)")
