@@ -173,6 +173,10 @@ def test_stabilised_refuses_bad_photon_counts(photons):
         AnscombeStabilised(Identity(), photons)
 
 
+def test_stabilised_accepts_numpy_photon_counts():
+    assert AnscombeStabilised(Identity(), np.int64(5)).photons == 5.0
+
+
 def test_stabilised_refuses_negative_data():
     with pytest.raises(InputError, match="cannot be negative"):
         AnscombeStabilised(Identity(), 5.0).stabilise(torch.tensor([0.2, -0.1]))

@@ -11,6 +11,7 @@ level, so the Gaussian machinery (staged targets, recorruption) applies. :func:`
 
 from __future__ import annotations
 
+import numbers
 from typing import Protocol
 
 import numpy as np
@@ -192,7 +193,7 @@ class AnscombeStabilised:
     points = 4097
 
     def __init__(self, inner: Operator, photons: float) -> None:
-        if isinstance(photons, bool) or not isinstance(photons, (int, float)) or not 0 < photons < float("inf"):
+        if isinstance(photons, bool) or not isinstance(photons, numbers.Real) or not 0 < photons < float("inf"):
             raise InputError(f"photons must be a positive number, got {photons!r}")
         self.inner, self.photons = inner, float(photons)
         self.offset = float(anscombe(np.float64(0.0)))
