@@ -178,5 +178,5 @@ def test_stabilised_accepts_numpy_photon_counts():
 
 
 def test_stabilised_refuses_negative_data():
-    with pytest.raises(InputError, match="cannot be negative"):
+    with pytest.raises(InputError, match="Poisson counts must be >= 0"):
         AnscombeStabilised(Identity(), 5.0).stabilise(torch.tensor([0.2, -0.1]))

@@ -207,9 +207,8 @@ class AnscombeStabilised:
         return 1.0 / self.span
 
     def stabilise(self, y: torch.Tensor) -> torch.Tensor:
-        """``t = (a(lam y) - a(0)) / (a(lam) - a(0))`` for a measurement ``y`` >= 0 in image units."""
-        if (y < 0).any():
-            raise InputError("Poisson data cannot be negative")
+        """``t = (a(lam y) - a(0)) / (a(lam) - a(0))`` for a measurement ``y`` >= 0 in image units
+        (:func:`~dipddpm.noise_models.anscombe` refuses negative counts)."""
         return (anscombe(self.photons * y) - self.offset) / self.span
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
