@@ -199,6 +199,7 @@ _TUNING = [_variant(1), _variant(3), _variant(5), _variant(1, ratio=0.25), _vari
            _variant(3, variant="refit"), _variant(3, s_max=2.0), _variant(3, s_max=8.0),
            _variant(1, channels=64), _variant(1, channels=128), _variant(1, ratio=0.25, channels=64),
            _variant(1, ratio=0.125), _variant(1, ratio=0.0625), _variant(1, ratio=0.25, variant="antithetic"),
+           _variant(1, ratio=0.25, variant="refit"),
            _variant(3, ratio=0.25, s_max=2.0), _variant(1, ratio=0.25, output="raw"),
            _variant(1, ratio=0.25, channels=16), _variant(1, ratio=0.25, channels=16, lr=0.02),
            _variant(1, ratio=0.25, lr=0.02)]
