@@ -145,12 +145,13 @@ def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray 
     Returns
     -------
     numpy.ndarray or None
-        NaN where ``v_t - offset - shift <= 0`` (unbounded); None without the recorruption stopper, or
-        behind an operator (there the criterion measures ``A xbar``, not the image).
+        NaN where ``v_t - offset - shift <= 0`` (unbounded); None when the run has no PSNR estimate
+        (``result.estimated_psnr``: without the recorruption stopper, or behind an operator, where the
+        criterion measures ``A xbar``, not the image).
     """
     values = result.history.get("recorruption")
     offset = result.stoppers.get("recorruption", {}).get("offset")
-    if values is None or offset is None or result.physics != "identity":
+    if values is None or offset is None or result.estimated_psnr is None:
         return None
     excess = np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift
     with np.errstate(invalid="ignore", divide="ignore"):
