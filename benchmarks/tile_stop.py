@@ -20,7 +20,6 @@ Usage: python benchmarks/tile_stop.py --images DIR [--images DIR] [--limit 2] [-
 
 import argparse
 import json
-import platform
 import time
 from dataclasses import replace
 
@@ -28,11 +27,11 @@ import torch
 
 from dipddpm.bench.data import list_images, load_clean, make_noisy
 from dipddpm.bench.methods import to_tensor
+from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import tensor_psnr
 from dipddpm.noise import estimate_sigma
 from dipddpm.restore import restore_tensor
-from dipddpm.result import versions
 from dipddpm.stopping import patience_exhausted
 from dipddpm.tiling import blend_window, tile_boxes
 
@@ -70,10 +69,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=2000)
     args = parser.parse_args()
     patience = DenoiserConfig().stopping.patience
-    print(json.dumps({"command": "python benchmarks/tile_stop.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "images") + "".join(
-        f" --images {d}" for d in args.images), "versions": versions(), "machine": platform.processor() or
-        platform.machine(), "threads": torch.get_num_threads(), "patience": patience}), flush=True)
+    print(json.dumps({**script_meta("benchmarks/tile_stop.py"), "patience": patience}), flush=True)
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
         name = f"{path.parent.name}/{path.stem}"
         clean = load_clean(path, args.crop)
