@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dipddpm.curriculum import Curriculum, NoiseFloorRule, geometric_stages, plain_stages
-from dipddpm.engine import TrainConfig, TrainingDiverged, run
+from dipddpm.engine import TrainConfig, TrainingDiverged, learning_rate, run
 from dipddpm.nets import NetConfig, SkipUNet
 from dipddpm.noise_models import absolute_error
 from dipddpm.physics import Downsample
@@ -75,7 +75,8 @@ def test_non_finite_steps_restore_weights_and_lower_the_learning_rate():
     record, _ = _run(max_iter=20, callbacks=(poison,))
     assert record.iterations_run == 20
     assert any("non-finite" in e and "weights of iteration 5," in e for e in record.events)
-    assert record.history["lr"][-1] == pytest.approx(0.005)
+    defaults = TrainConfig()
+    assert record.history["lr"][-1] == pytest.approx(0.5 * learning_rate(20, defaults.lr, defaults.lr_warmup))
     assert torch.isfinite(record.output).all()
     assert all(math.isfinite(v) for v in record.history["loss"])
 
@@ -140,3 +141,23 @@ def test_values_with_zero_training_weight_never_reach_the_network():
     assert not torch.equal(a.output, trained(changed, None).output)
     with pytest.raises(ValueError, match="train_weights"):
         trained(y, torch.zeros_like(y))
+
+
+@pytest.mark.parametrize("step, warmup, expected", [(1, 0, 0.02), (7, 0, 0.02), (1, 4, 0.005), (2, 4, 0.01),
+                                                    (4, 4, 0.02), (50, 4, 0.02)])
+def test_learning_rate_rises_linearly_then_stays(step, warmup, expected):
+    assert learning_rate(step, 0.02, warmup) == pytest.approx(expected)
+
+
+def test_the_warm_up_reaches_the_optimiser():
+    x, y, z, cur = _setup()
+    cfg = TrainConfig(max_iter=6, net=SMALL, lr=0.02, lr_warmup=4, betas=(0.8, 0.99))
+    record = run(cur, {"fixed": FixedStopper(100)}, "fixed", cfg)
+    assert record.history["lr"] == pytest.approx([0.005, 0.01, 0.015, 0.02, 0.02, 0.02])
+
+
+@pytest.mark.parametrize("kwargs", [{"lr_warmup": -1}, {"betas": (0.9, 1.0)},
+                                    {"betas": (0.9,)}])
+def test_bad_optimiser_settings(kwargs):
+    with pytest.raises(ValueError):
+        TrainConfig(**kwargs)

@@ -4,8 +4,9 @@ A preset is a :class:`~dipddpm.config.DenoiserConfig` plus the stopper it is mea
 ``paper`` reproduces the denoising recipe of Ulyanov, Vedaldi & Lempitsky (*Deep Image Prior*,
 CVPR 2018, supplementary material and the authors' denoising notebook): the skip network with 128
 channels at 5 scales and 4-channel skips, reflection padding, bilinear upsampling, a 32-channel
-uniform input scaled by 0.1, Adam with learning rate 0.01, input jitter 1/30, an exponential
-average of the outputs (0.99) and a fixed 3000 iterations fitted to ``y`` itself.
+uniform input scaled by 0.1, Adam with learning rate 0.01 (no warm-up, betas 0.9 / 0.999), input
+jitter 1/30, an exponential average of the outputs (0.99) and a fixed 3000 iterations fitted to ``y``
+itself.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Preset:
 
 
 _PAPER = DenoiserConfig(
-    train=TrainConfig(lr=0.01, input_jitter=1.0 / 30.0, ema_decay=0.99, output="ema", max_iter=3000,
+    train=TrainConfig(lr=0.01, lr_warmup=0, betas=(0.9, 0.999), input_jitter=1.0 / 30.0, ema_decay=0.99,
+                      output="ema", max_iter=3000,
                       net=NetConfig(input_channels=32, channels=128, depth=5, skip_channels=4,
                                     padding_mode="reflect", upsample="bilinear")),
     staging=StagingConfig(num_stages=1, ratio=0.0))

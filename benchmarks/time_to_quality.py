@@ -1,0 +1,193 @@
+"""Time to a result (issue 12): true PSNR against wall seconds, setting by setting, on the tuning crops.
+
+Each row restores one noisy crop with one setting and records the auto-stopped PSNR, the best iterate
+of the same run up to its stop (the oracle, evaluation only), the stop iteration and the wall seconds
+of the whole call (σ estimate included), plus the (seconds, true PSNR) curve every 10 iterations for the
+figure. The clean image only scores: the run sees the noisy crop alone. One-shot baselines (CBM3D with
+the true σ, ZS-N2N) are timed the same way, as points. Rows are appended as they finish (``--resume``
+skips the ones already in ``--out``), so a long measurement can be stopped and continued.
+
+Settings (``--variants``):
+
+- ``before``: the defaults before issue 12 (Adam 0.01, no warm-up, betas 0.9 / 0.999);
+- ``after``: the package defaults now;
+- ``after-tiles136``: the defaults in 136² tiles with 16 px overlap (four tiles on a 256² crop).
+
+Usage:
+    python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
+        [--seed 0] [--variants before,after] --out FILE.jsonl [--resume]
+    python benchmarks/time_to_quality.py --report FILE.jsonl [--figure FILE.png]
+"""
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dipddpm.api import denoise
+from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
+from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.scripts import script_meta
+from dipddpm.bench.zsn2n import zsn2n_denoise
+from dipddpm.config import DenoiserConfig
+from dipddpm.metrics import psnr
+
+_NOW = DenoiserConfig()
+BEFORE = replace(_NOW, train=replace(_NOW.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999)))
+DIP_VARIANTS = {"before": (BEFORE, None), "after": (_NOW, None), "after-tiles136": (_NOW, 136)}
+ONE_SHOT = ("cbm3d", "zsn2n")
+
+
+def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: int | None, seed: int) -> dict:
+    """One DIP restoration timed end to end; the curve is recorded by a callback (whole image only)."""
+    start = time.perf_counter()
+    curve: list[tuple[float, float]] = []
+
+    def record(info) -> None:
+        if info.iteration % 10 == 0:
+            curve.append((round(time.perf_counter() - start, 2), round(info.stoppers["oracle"].value, 3)))
+
+    info = denoise(noisy, channel_axis=-1, config=config, seed=seed, device="cpu", reference=clean,
+                   tile=tile, overlap=16, return_info=True, callbacks=(record,) if tile is None else ())
+    seconds = time.perf_counter() - start
+    if tile is None:
+        return {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
+                "stop_iteration": info.stop_iteration, "iterations_run": info.iterations_run,
+                "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve}
+    return {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
+            "stop_iteration": [t["stop_iteration"] for t in info.tiles],
+            "iterations_run": sum(t["iterations_run"] for t in info.tiles), "sigma_used": info.sigma_used,
+            "seconds": seconds, "curve": []}
+
+
+def run_one_shot(name: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, seed: int) -> dict:
+    start = time.perf_counter()
+    image = bm3d_denoise(noisy, sigma, -1) if name == "cbm3d" else zsn2n_denoise(noisy, -1, seed=seed, device="cpu")
+    seconds = time.perf_counter() - start
+    return {"psnr": psnr(np.clip(image, 0, 1), clean), "seconds": seconds}
+
+
+def measure(args) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if args.resume and out.exists():
+        rows = [r for r in map(json.loads, out.open()) if "variant" in r]
+        done = {(r["image"], r["sigma"], r["seed"], r["variant"]) for r in rows}
+    elif out.exists():
+        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    torch.set_num_threads(args.threads)
+    with out.open("a") as f:
+        f.write(json.dumps({"meta": script_meta("benchmarks/time_to_quality.py")}) + "\n")
+    images = [p for folder in args.images for p in list_images(folder, args.limit)]
+    for path in images:
+        name = f"{path.parent.name}/{path.stem}"
+        clean = load_clean(path, args.crop)
+        for sigma255 in args.sigma:
+            noisy = make_noisy(clean, name, sigma255, args.seed)
+            for variant in args.variants:
+                key = (name, sigma255, args.seed, variant)
+                if key in done or (variant == "cbm3d" and not bm3d_available()):
+                    continue
+                if variant in DIP_VARIANTS:
+                    row = run_dip(noisy, clean, *DIP_VARIANTS[variant], seed=args.seed)
+                else:
+                    row = run_one_shot(variant, noisy, clean, sigma255 / 255, args.seed)
+                row = {"image": name, "sigma": sigma255, "seed": args.seed, "variant": variant,
+                       "crop": args.crop, **row}
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(f"{name} σ={sigma255:g} {variant}: {row['psnr']:.2f} dB"
+                      + (f" (oracle {row['oracle_psnr']:.2f})" if "oracle_psnr" in row else "")
+                      + f", {row['seconds']:.1f} s", flush=True)
+
+
+def report(path: Path, figure: Path | None) -> str:
+    rows = [r for r in map(json.loads, path.open()) if "variant" in r]
+    reference = {(r["image"], r["sigma"]): r for r in rows if r["variant"] == "cbm3d"}
+    lines = ["| setting | σ | n | PSNR (mean) | oracle of the run (mean) | stop gap median / max | seconds median "
+             "(range) | × CBM3D's time (median) | PSNR − CBM3D (mean) |", "|---|---|---|---|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r["sigma"]), []).append(r)
+    for (variant, sigma), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        seconds = [r["seconds"] for r in rs]
+        gaps = [r["oracle_psnr"] - r["psnr"] for r in rs if "oracle_psnr" in r]
+        paired = [r for r in rs if (r["image"], r["sigma"]) in reference]
+        ratio = [r["seconds"] / reference[(r["image"], r["sigma"])]["seconds"] for r in paired]
+        diff = [r["psnr"] - reference[(r["image"], r["sigma"])]["psnr"] for r in paired]
+        lines.append(
+            f"| {variant} | {sigma:g} | {len(rs)} | {statistics.mean(r['psnr'] for r in rs):.2f} | "
+            + (f"{statistics.mean(r['oracle_psnr'] for r in rs):.2f}" if gaps else "-") + " | "
+            + (f"{statistics.median(gaps):.2f} / {max(gaps):.2f}" if gaps else "-") + " | "
+            + f"{statistics.median(seconds):.1f} ({min(seconds):.1f}–{max(seconds):.1f}) | "
+            + (f"{statistics.median(ratio):.1f}×" if ratio and variant != "cbm3d" else "-") + " | "
+            + (f"{statistics.mean(diff):+.2f}" if diff and variant != "cbm3d" else "-") + " |")
+    if figure is not None:
+        _figure(rows, figure)
+    return "\n".join(lines)
+
+
+def _figure(rows: list[dict], figure: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sigmas = sorted({r["sigma"] for r in rows})
+    images = sorted({r["image"] for r in rows})
+    colours = {"before": "tab:grey", "after": "tab:blue", "after-tiles136": "tab:green", "cbm3d": "tab:red",
+               "zsn2n": "tab:orange"}
+    fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
+                             squeeze=False)
+    for i, sigma in enumerate(sigmas):
+        for j, image in enumerate(images):
+            ax = axes[i][j]
+            for r in (r for r in rows if r["sigma"] == sigma and r["image"] == image):
+                colour = colours.get(r["variant"], "black")
+                if r.get("curve"):
+                    t, q = zip(*r["curve"], strict=True)
+                    ax.plot(t, q, color=colour, lw=1)
+                ax.plot(r["seconds"], r["psnr"], "o", color=colour, ms=5, label=r["variant"])
+            ax.set_xscale("log")
+            ax.set_title(f"{image}, σ = {sigma:g}", fontsize=8)
+            ax.set_xlabel("wall seconds (2 CPU cores)", fontsize=7)
+            ax.set_ylabel("true PSNR (dB)", fontsize=7)
+            ax.tick_params(labelsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(figure, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", action="append", default=[])
+    parser.add_argument("--limit", type=int, default=2)
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--sigma", type=lambda s: [float(v) for v in s.split(",")], default=[25.0])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", type=lambda s: s.split(","), default=["before", "after", "cbm3d"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--report")
+    parser.add_argument("--figure")
+    args = parser.parse_args()
+    if args.report:
+        print(report(Path(args.report), Path(args.figure) if args.figure else None))
+        return
+    unknown = [v for v in args.variants if v not in DIP_VARIANTS and v not in ONE_SHOT]
+    if unknown or not args.images or not args.out:
+        raise SystemExit(f"need --images and --out, and variants among {', '.join([*DIP_VARIANTS, *ONE_SHOT])}")
+    measure(args)
+
+
+if __name__ == "__main__":
+    main()
