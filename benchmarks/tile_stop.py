@@ -27,26 +27,21 @@ import torch
 
 from dipddpm.bench.data import list_images, load_clean, make_noisy
 from dipddpm.bench.methods import to_tensor
+from dipddpm.bench.report import replay_minimum
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import tensor_psnr
 from dipddpm.noise import estimate_sigma
 from dipddpm.restore import restore_tensor
-from dipddpm.stopping import patience_exhausted
 from dipddpm.tiling import blend_window, tile_boxes
 
 
 def pooled_stop(curves: list[list[float]], counts: list[int], patience: int) -> tuple[int, int | None]:
-    """``(best iteration, fired_at)`` of the minimum-with-patience rule on the pooled validation error."""
-    best, best_t, fired = float("inf"), 0, None
-    for t in range(1, min(len(c) for c in curves) + 1):
-        value = sum(n * c[t - 1] for n, c in zip(counts, curves, strict=True)) / sum(counts)
-        if value < best:
-            best, best_t = value, t
-        if patience_exhausted(t, best_t, 0, patience):
-            fired = t
-            break
-    return best_t, fired
+    """``(best iteration, fired_at)`` (1-based) of the minimum-with-patience rule on the pooled validation error."""
+    pooled = [sum(n * c[t] for n, c in zip(counts, curves, strict=True)) / sum(counts)
+              for t in range(min(len(c) for c in curves))]
+    best, fired = replay_minimum(pooled, patience)
+    return best + 1, None if fired is None else fired + 1
 
 
 def blend(tiles: list[dict], weights: torch.Tensor, pick) -> torch.Tensor:

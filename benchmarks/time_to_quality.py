@@ -11,12 +11,18 @@ Settings (``--variants``):
 
 - ``before``: the defaults before issue 12 (Adam 0.01, no warm-up, betas 0.9 / 0.999);
 - ``after``: the package defaults now;
-- ``after-tiles136``: the defaults in 136² tiles with 16 px overlap (four tiles on a 256² crop).
+- ``after-tiles136``, ``after-tiles96``: the defaults in 136² or 96² tiles with 16 px overlap (four or nine
+  tiles on a 256² crop), each tile with its own network and stop.
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
         [--seed 0] [--variants before,after] --out FILE.jsonl [--resume]
-    python benchmarks/time_to_quality.py --report FILE.jsonl [--figure FILE.png]
+    python benchmarks/time_to_quality.py --report FILE.jsonl [--figure FILE.png] [--paired-with SUITE_DIR]
+
+``--paired-with`` compares each row with the same (image, σ, seed) of a benchmark folder's recorded ``ours``
+trajectories (e.g. ``benchmarks/results/cpu-suite``, run with the defaults before issue 12): their stop is
+replayed with the current patience on the recorded validation error, and PSNR and iterations to the stop
+firing are compared pair by pair (iterations, not seconds: those runs were timed with every stopper watching).
 """
 
 import argparse
@@ -32,6 +38,7 @@ import torch
 from dipddpm.api import denoise
 from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
 from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.report import read_records, replay_minimum
 from dipddpm.bench.scripts import script_meta
 from dipddpm.bench.zsn2n import zsn2n_denoise
 from dipddpm.config import DenoiserConfig
@@ -39,7 +46,8 @@ from dipddpm.metrics import psnr
 
 _NOW = DenoiserConfig()
 BEFORE = replace(_NOW, train=replace(_NOW.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999)))
-DIP_VARIANTS = {"before": (BEFORE, None), "after": (_NOW, None), "after-tiles136": (_NOW, 136)}
+DIP_VARIANTS = {"before": (BEFORE, None), "after": (_NOW, None), "after-tiles136": (_NOW, 136),
+                "after-tiles96": (_NOW, 96)}
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
@@ -133,6 +141,31 @@ def report(path: Path, figure: Path | None) -> str:
     return "\n".join(lines)
 
 
+def paired(path: Path, suite: Path) -> str:
+    """Markdown: this file's DIP rows against the same noisy crops' recorded ``ours`` runs in ``suite``."""
+    patience = _NOW.stopping.patience
+    recorded = {}
+    for record in read_records(suite / "curves.jsonl"):
+        h = record.get("histories", {})
+        if record["method"] == "ours" and "recorruption" in h:
+            best, fired = replay_minimum(h["recorruption"], patience, h["stage"])
+            if fired is not None:
+                recorded[(record["image"], record["sigma"], record["seed"])] = (h["oracle"][best], fired + 1)
+    lines = ["| setting | σ | pairs | PSNR now − recorded: mean (min, max) | iterations to the stop firing: now / "
+             "recorded (median) |", "|---|---|---|---|---|"]
+    groups: dict = {}
+    for r in (r for r in map(json.loads, path.open()) if r.get("variant") in DIP_VARIANTS):
+        key = (r["image"], r["sigma"], r["seed"])
+        if key in recorded and isinstance(r["stop_iteration"], int):
+            groups.setdefault((r["variant"], r["sigma"]), []).append((r, *recorded[key]))
+    for (variant, sigma), pairs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        diff = [r["psnr"] - old for r, old, _ in pairs]
+        lines.append(f"| {variant} | {sigma:g} | {len(pairs)} | {statistics.mean(diff):+.2f} ({min(diff):+.2f}, "
+                     f"{max(diff):+.2f}) | {statistics.median(r['iterations_run'] for r, _, _ in pairs):.0f} / "
+                     f"{statistics.median(n for _, _, n in pairs):.0f} |")
+    return "\n".join(lines)
+
+
 def _figure(rows: list[dict], figure: Path) -> None:
     import matplotlib
 
@@ -141,8 +174,8 @@ def _figure(rows: list[dict], figure: Path) -> None:
 
     sigmas = sorted({r["sigma"] for r in rows})
     images = sorted({r["image"] for r in rows})
-    colours = {"before": "tab:grey", "after": "tab:blue", "after-tiles136": "tab:green", "cbm3d": "tab:red",
-               "zsn2n": "tab:orange"}
+    colours = {"before": "tab:grey", "after": "tab:blue", "after-tiles136": "tab:green", "after-tiles96": "tab:olive",
+               "cbm3d": "tab:red", "zsn2n": "tab:orange"}
     fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
                              squeeze=False)
     for i, sigma in enumerate(sigmas):
@@ -179,9 +212,13 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report")
     parser.add_argument("--figure")
+    parser.add_argument("--paired-with")
     args = parser.parse_args()
     if args.report:
         print(report(Path(args.report), Path(args.figure) if args.figure else None))
+        if args.paired_with:
+            print()
+            print(paired(Path(args.report), Path(args.paired_with)))
         return
     unknown = [v for v in args.variants if v not in DIP_VARIANTS and v not in ONE_SHOT]
     if unknown or not args.images or not args.out:

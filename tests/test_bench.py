@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from conftest import smooth_image
 
 from dipddpm.bench import METHODS, BenchSpec, run_bench
@@ -111,3 +112,33 @@ def test_metrics_follow_the_stated_conventions(rng):
     expected = structural_similarity(b, a, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
                                      use_sample_covariance=False)
     assert ssim(a, b, channel_axis=-1) == pytest.approx(expected)
+
+
+def test_replay_minimum_reproduces_the_live_stopper():
+    from dipddpm.bench.report import replay_minimum
+    from dipddpm.stopping import Observation, RecorruptionStopper
+
+    target = torch.zeros(1, 1, 4, 4)
+    stopper = RecorruptionStopper(target, torch.zeros_like(target), 0.1, 0.5, patience=20)
+    values, stages = [], []
+    for t in range(1, 301):
+        stage = 0 if t <= 40 else 1
+        out = target + abs(t - 120) / 120 + 0.05 * ((t * 7919) % 13) / 13  # a noisy valley near t = 120
+        fired = stopper.observe(Observation(iteration=t, output=out, raw=out, stage=stage, final_stage=stage == 1,
+                                            schedule_finished=False))
+        values.append(stopper.value)
+        stages.append(stage)
+        if fired:
+            break
+    best, at = replay_minimum(values, 20, stages)
+    assert (best + 1, at + 1) == (stopper.best_iteration, stopper.fired_at)
+
+
+def test_replay_minimum_checks_only_every_kth_iteration():
+    from dipddpm.bench.report import replay_minimum
+
+    values = [abs(t - 53) for t in range(1, 201)]  # minimum at iteration 53
+    assert replay_minimum(values, 10) == (52, 62)
+    best, fired = replay_minimum(values, 10, every=5)
+    assert (best + 1) % 5 == 0 and best + 1 in (50, 55) and (fired + 1) % 5 == 0
+    assert replay_minimum(values, 500) == (52, None)

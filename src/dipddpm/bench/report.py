@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 from ..io import atomic_write
 from ..metrics import PSNR_CONVENTION, SSIM_CONVENTION
 from ..plots import COLORS, save_figure
+from ..stopping import patience_exhausted
 
-__all__ = ["write_reports", "summarise", "read_records", "COLUMNS"]
+__all__ = ["write_reports", "summarise", "read_records", "replay_minimum", "COLUMNS"]
 
 COLUMNS = ["image", "sigma", "seed", "method", "family", "stopper", "psnr", "ssim", "oracle_psnr", "gap",
            "stop_iteration", "fired_at", "peak_iteration", "iterations_run", "noisy_psnr", "sigma_used",
@@ -31,6 +32,43 @@ def read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def replay_minimum(validation, patience: int, stage=None, every: int = 1) -> tuple[int, int | None]:
+    """Replay the minimum-with-patience rule of the stoppers on a recorded criterion.
+
+    The rule (:func:`dipddpm.stopping.patience_exhausted`) sees the values of iterations ``every,
+    2 every, ...`` only (None values are skipped); patience counts from the first iteration of the last
+    stage in ``stage`` (from the first iteration when ``stage`` is None).
+
+    Parameters
+    ----------
+    validation : sequence of float or None
+        The criterion per iteration (iteration ``i + 1`` at index ``i``).
+    patience : int
+    stage : sequence of int, optional
+        The stage per iteration.
+    every : int
+        Check interval.
+
+    Returns
+    -------
+    tuple
+        0-based ``(index of the returned minimum, index at which the rule fired)``; the second is None
+        when the recording ended first.
+    """
+    final = None if stage is None else max(stage)
+    best, best_i, start = math.inf, 0, None
+    for i, value in enumerate(validation):
+        if (i + 1) % every:
+            continue
+        if value is not None and value < best:
+            best, best_i = value, i
+        if start is None and (stage is None or stage[i] == final):
+            start = i
+        if start is not None and patience_exhausted(i + 1, best_i + 1, start + 1, patience):
+            return best_i, i
+    return best_i, None
 
 
 def _finite(values) -> list[float]:
