@@ -9,20 +9,23 @@ skips the ones already in ``--out``), so a long measurement can be stopped and c
 
 Settings (``--variants``):
 
-- ``before``: the defaults before issue 12 (Adam 0.01, no warm-up, betas 0.9 / 0.999);
-- ``after``: the package defaults now;
-- ``after-tiles136``, ``after-tiles96``: the defaults in 136² or 96² tiles with 16 px overlap (four or nine
-  tiles on a 256² crop), each tile with its own network and stop.
+- ``default``: the package defaults (Adam 0.01, no warm-up, betas 0.9 / 0.999);
+- ``fast``: the ``fast`` preset (Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99);
+- ``fast-tiles136``, ``fast-tiles96``: the fast preset in 136² or 96² tiles with 16 px overlap (four or nine
+  tiles on a 256² crop), each tile with its own network and stop;
+- ``fast-lr0.02-w50``, ``fast-lr0.01-w100``: the fast preset with a smaller rate (0.02 after 50 warm-up steps,
+  0.01 after 100).
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
-        [--seed 0] [--variants before,after] --out FILE.jsonl [--resume]
+        [--seed 0] [--variants default,fast] --out FILE.jsonl [--resume]
     python benchmarks/time_to_quality.py --report FILE.jsonl [--figure FILE.png] [--paired-with SUITE_DIR]
 
 ``--paired-with`` compares each row with the same (image, σ, seed) of a benchmark folder's recorded ``ours``
-trajectories (e.g. ``benchmarks/results/cpu-suite``, run with the defaults before issue 12): their stop is
-replayed with the current patience on the recorded validation error, and PSNR and iterations to the stop
-firing are compared pair by pair (iterations, not seconds: those runs were timed with every stopper watching).
+(or ``--paired-method``) trajectories (e.g. ``benchmarks/results/cpu-suite``, run with the default
+optimiser): their stop is replayed with the current patience on the recorded validation error, and PSNR and
+iterations to the stop firing are compared pair by pair (iterations, not seconds: those runs were timed with
+every stopper watching).
 """
 
 import argparse
@@ -43,11 +46,14 @@ from dipddpm.bench.scripts import script_meta
 from dipddpm.bench.zsn2n import zsn2n_denoise
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr
+from dipddpm.presets import PRESETS
 
 _NOW = DenoiserConfig()
-BEFORE = replace(_NOW, train=replace(_NOW.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999)))
-DIP_VARIANTS = {"before": (BEFORE, None), "after": (_NOW, None), "after-tiles136": (_NOW, 136),
-                "after-tiles96": (_NOW, 96)}
+_FAST = PRESETS["fast"].config
+DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136": (_FAST, 136),
+                "fast-tiles96": (_FAST, 96),
+                "fast-lr0.02-w50": (replace(_FAST, train=replace(_FAST.train, lr=0.02, lr_warmup=50)), None),
+                "fast-lr0.01-w100": (replace(_FAST, train=replace(_FAST.train, lr=0.01, lr_warmup=100)), None)}
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
@@ -141,13 +147,13 @@ def report(path: Path, figure: Path | None) -> str:
     return "\n".join(lines)
 
 
-def paired(path: Path, suite: Path) -> str:
-    """Markdown: this file's DIP rows against the same noisy crops' recorded ``ours`` runs in ``suite``."""
+def paired(path: Path, suite: Path, method: str = "ours") -> str:
+    """Markdown: this file's DIP rows against the same noisy crops' recorded ``method`` runs in ``suite``."""
     patience = _NOW.stopping.patience
     recorded = {}
     for record in read_records(suite / "curves.jsonl"):
         h = record.get("histories", {})
-        if record["method"] == "ours" and "recorruption" in h:
+        if record["method"] == method and "recorruption" in h:
             best, fired = replay_minimum(h["recorruption"], patience, h["stage"])
             if fired is not None:
                 recorded[(record["image"], record["sigma"], record["seed"])] = (h["oracle"][best], fired + 1)
@@ -174,7 +180,7 @@ def _figure(rows: list[dict], figure: Path) -> None:
 
     sigmas = sorted({r["sigma"] for r in rows})
     images = sorted({r["image"] for r in rows})
-    colours = {"before": "tab:grey", "after": "tab:blue", "after-tiles136": "tab:green", "after-tiles96": "tab:olive",
+    colours = {"default": "tab:grey", "fast": "tab:blue", "fast-tiles136": "tab:green", "fast-tiles96": "tab:olive",
                "cbm3d": "tab:red", "zsn2n": "tab:orange"}
     fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
                              squeeze=False)
@@ -206,19 +212,20 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--sigma", type=lambda s: [float(v) for v in s.split(",")], default=[25.0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--variants", type=lambda s: s.split(","), default=["before", "after", "cbm3d"])
+    parser.add_argument("--variants", type=lambda s: s.split(","), default=["default", "fast", "cbm3d"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report")
     parser.add_argument("--figure")
     parser.add_argument("--paired-with")
+    parser.add_argument("--paired-method", default="ours", help="the recorded method to pair with")
     args = parser.parse_args()
     if args.report:
         print(report(Path(args.report), Path(args.figure) if args.figure else None))
         if args.paired_with:
             print()
-            print(paired(Path(args.report), Path(args.paired_with)))
+            print(paired(Path(args.report), Path(args.paired_with), args.paired_method))
         return
     unknown = [v for v in args.variants if v not in DIP_VARIANTS and v not in ONE_SHOT]
     if unknown or not args.images or not args.out:

@@ -28,7 +28,15 @@ def test_budget_override_moves_a_fixed_stop_with_it():
         check_stopper_name(preset.stopper)
 
 
-@pytest.mark.parametrize("name,budget,message", [("fast", None, "unknown preset"), ("paper", 0, "max_iter")])
+@pytest.mark.parametrize("name,budget,message", [("quick", None, "unknown preset"), ("paper", 0, "max_iter")])
 def test_bad_presets(name, budget, message):
     with pytest.raises(InputError, match=message):
         get_preset(name, budget)
+
+
+def test_fast_preset_changes_only_the_optimiser():
+    fast, default = PRESETS["fast"].config, DenoiserConfig()
+    assert (fast.train.lr, fast.train.lr_warmup, fast.train.betas) == (0.03, 100, (0.9, 0.99))
+    assert fast.staging == default.staging and fast.stopping == default.stopping
+    assert fast.train.net == default.train.net and fast.train.input_jitter == default.train.input_jitter
+    assert PRESETS["fast"].stopper == "auto"

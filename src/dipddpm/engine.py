@@ -43,13 +43,13 @@ class TrainConfig:
     betas : tuple of float
         Adam's ``(beta1, beta2)``.
 
-    The defaults ``lr = 0.03``, ``lr_warmup = 100``, ``betas = (0.9, 0.99)`` replaced Adam 0.01
-    without warm-up (issue 12, ``benchmarks/results/speed/README.md``): on the tuning crops the peak
-    comes in about half the steps and is no lower. Without the warm-up a larger rate does not help:
-    every convolution is followed by batch normalisation, so only the direction of its weights
-    matters; Adam moves each weight by about ``lr`` per step whatever its size, so large early steps
-    inflate the weights, and the angle they then turn per step (about ``lr / |w|``) is smaller for
-    the rest of the run.
+    The warm-up matters for a larger rate: every convolution is followed by batch normalisation, so
+    only the direction of its weights matters; Adam moves each weight by about ``lr`` per step
+    whatever its size, so large early steps inflate the weights, and the angle they then turn per
+    step (about ``lr / |w|``) is smaller for the rest of the run. With ``lr = 0.03``,
+    ``lr_warmup = 100`` and ``betas = (0.9, 0.99)`` (the ``fast`` preset) the peak comes in about half
+    the steps at sigma <= 25 on the tuning crops, but at sigma = 50 it is lower (issue 12,
+    ``benchmarks/results/speed/README.md``), so the defaults keep Adam 0.01 without warm-up.
     input_jitter : float
         Standard deviation of the Gaussian jitter added to ``u`` each step ("reg noise").
     ema_decay : float
@@ -69,9 +69,9 @@ class TrainConfig:
         The generator's shape.
     """
 
-    lr: float = 0.03
-    lr_warmup: int = 100
-    betas: tuple[float, float] = (0.9, 0.99)
+    lr: float = 0.01
+    lr_warmup: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)
     input_jitter: float = 1.0 / 30.0
     ema_decay: float = 0.99
     output: str = "ema"

@@ -172,8 +172,8 @@ class OneShotMethod:
 
 
 _OURS = DenoiserConfig()
-# The tuning variants, plain DIP and the seed's schedule keep the optimiser they were measured with
-# (Adam 0.01, no warm-up, betas 0.9 / 0.999): the defaults before issue 12.
+# The tuning variants, plain DIP and the seed's schedule pin the optimiser they were measured with
+# (Adam 0.01, no warm-up, betas 0.9 / 0.999), so that their names reproduce them whatever the defaults.
 _ADAM_0 = replace(_OURS.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999))
 _WATCH_ALL = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed:1800", "schedule-end")
 _PLAIN = replace(_OURS, train=_ADAM_0, staging=StagingConfig(num_stages=1, ratio=0.0))
