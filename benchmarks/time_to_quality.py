@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from dipddpm.api import denoise
-from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
+from dipddpm.bench.baselines import bm3d_available
 from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.methods import METHODS
 from dipddpm.bench.report import read_records, replay_minimum
 from dipddpm.bench.scripts import script_meta
-from dipddpm.bench.zsn2n import zsn2n_denoise
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr
 from dipddpm.presets import PRESETS
@@ -72,21 +72,23 @@ def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: 
     info = denoise(noisy, channel_axis=-1, config=config, seed=seed, device="cpu", reference=clean,
                    tile=tile, overlap=16, return_info=True, callbacks=(record,) if tile is None else ())
     seconds = time.perf_counter() - start
+    row = {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
+           "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve}
     if tile is None:
-        return {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
-                "stop_iteration": info.stop_iteration, "iterations_run": info.iterations_run,
-                "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve}
-    return {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
-            "stop_iteration": [t["stop_iteration"] for t in info.tiles],
-            "iterations_run": sum(t["iterations_run"] for t in info.tiles), "sigma_used": info.sigma_used,
-            "seconds": seconds, "curve": []}
+        return {**row, "stop_iteration": info.stop_iteration, "iterations_run": info.iterations_run}
+    return {**row, "stop_iteration": [t["stop_iteration"] for t in info.tiles],
+            "iterations_run": sum(t["iterations_run"] for t in info.tiles)}
 
 
 def run_one_shot(name: str, noisy: np.ndarray, clean: np.ndarray, sigma: float, seed: int) -> dict:
-    start = time.perf_counter()
-    image = bm3d_denoise(noisy, sigma, -1) if name == "cbm3d" else zsn2n_denoise(noisy, -1, seed=seed, device="cpu")
-    seconds = time.perf_counter() - start
-    return {"psnr": psnr(np.clip(image, 0, 1), clean), "seconds": seconds}
+    """A one-shot baseline of the benchmark (``cbm3d`` is its ``bm3d`` method), timed by the method itself."""
+    outcome = METHODS["bm3d" if name == "cbm3d" else name].run(noisy, clean, sigma, seed, "cpu", 0)
+    return {"psnr": psnr(outcome.images["-"][0], clean), "seconds": outcome.seconds}
+
+
+def _rows(path: Path) -> list[dict]:
+    """The result rows of a file (its ``meta`` lines left out)."""
+    return [r for r in read_records(path) if "variant" in r]
 
 
 def measure(args) -> None:
@@ -94,8 +96,7 @@ def measure(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.resume and out.exists():
-        rows = [r for r in map(json.loads, out.open()) if "variant" in r]
-        done = {(r["image"], r["sigma"], r["seed"], r["variant"]) for r in rows}
+        done = {(r["image"], r["sigma"], r["seed"], r["variant"]) for r in _rows(out)}
     elif out.exists():
         raise SystemExit(f"{out} exists; pass --resume to add to it")
     torch.set_num_threads(args.threads)
@@ -125,7 +126,7 @@ def measure(args) -> None:
 
 
 def report(path: Path, figure: Path | None) -> str:
-    rows = [r for r in map(json.loads, path.open()) if "variant" in r]
+    rows = _rows(path)
     reference = {(r["image"], r["sigma"]): r for r in rows if r["variant"] == "cbm3d"}
     lines = ["| setting | σ | n | PSNR (mean) | oracle of the run (mean) | stop gap median / max | seconds median "
              "(range) | × CBM3D's time (median) | PSNR − CBM3D (mean) |", "|---|---|---|---|---|---|---|---|---|"]
@@ -163,7 +164,7 @@ def paired(path: Path, suite: Path, method: str = "ours") -> str:
     lines = ["| setting | σ | pairs | PSNR now − recorded: mean (min, max) | iterations to the stop firing: now / "
              "recorded (median) |", "|---|---|---|---|---|"]
     groups: dict = {}
-    for r in (r for r in map(json.loads, path.open()) if r.get("variant") in DIP_VARIANTS):
+    for r in (r for r in _rows(path) if r["variant"] in DIP_VARIANTS):
         key = (r["image"], r["sigma"], r["seed"])
         if key in recorded and isinstance(r["stop_iteration"], int):
             groups.setdefault((r["variant"], r["sigma"]), []).append((r, *recorded[key]))

@@ -267,7 +267,7 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
                 raise TrainingDiverged(f"training diverged: {failures} non-finite steps in a row")
             checkpoint.restore()
             lr_scale *= config.lr_backoff
-            lr = lr_scale * learning_rate(iteration + 1, config.lr, config.lr_warmup)
+            lr *= config.lr_backoff  # the same step is retried at the lowered rate
             events.append(f"iteration {iteration + 1}: non-finite loss; restored the weights of iteration "
                           f"{checkpoint.iteration}, lr -> {lr:.3g}")
             continue
