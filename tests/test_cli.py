@@ -8,6 +8,7 @@ import pytest
 import tifffile
 from conftest import smooth_image
 
+import dipddpm.batch as batch_module
 import dipddpm.cli as cli_module
 from dipddpm.cli import main, parse_sigma
 from dipddpm.errors import InputError
@@ -39,6 +40,7 @@ def small_network(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cli_module, "denoise", denoise)
+    monkeypatch.setattr(batch_module, "denoise", denoise)
 
 
 @pytest.fixture
@@ -313,3 +315,86 @@ def test_denoise_poisson_with_photons_stops_by_recorruption(tmp_path, noisy_png)
     data = json.loads(js.read_text())
     assert data["stopper"] == "recorruption" and data["noise"] == "poisson" and data["sigma_source"] == "photons"
     assert "Anscombe-stabilised (12 photons)" in data["physics"] and read_image(out).shape == (24, 20, 3)
+
+
+@pytest.fixture
+def stack_tif(tmp_path, rng):
+    """A 3-page 32x32 uint8 stack (tifffile axes QYX), each page its own noisy image."""
+    clean = smooth_image(32, 32, 1)
+    pages = [np.round(np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1) * 255) for _ in range(3)]
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.stack(pages).astype(np.uint8), photometric="minisblack")
+    return path
+
+
+def test_denoise_restores_a_stack_page_by_page(tmp_path, stack_tif):
+    out, js = tmp_path / "out.tif", tmp_path / "run.json"
+    assert main(["denoise", str(stack_tif), "-o", str(out), "--json", str(js), *FAST_ARGS]) == 0
+    restored = tifffile.imread(out)
+    assert restored.shape == (3, 32, 32) and restored.dtype == np.uint8
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "QYX" and len(tif.pages) == 3
+    pages = json.loads(js.read_text())["pages"]
+    assert len(pages) == 3 and all(p["iterations_run"] <= 25 for p in pages)
+    assert not np.array_equal(restored[0], tifffile.imread(stack_tif)[0])
+
+
+def test_denoise_keeps_a_planar_rgb_tiff_planar(tmp_path, rng):
+    clean = smooth_image(24, 20)
+    noisy = np.round(np.clip(clean + 0.1 * rng.standard_normal(clean.shape), 0, 1) * 255).astype(np.uint8)
+    planar = tmp_path / "planar.tif"
+    tifffile.imwrite(planar, np.moveaxis(noisy, -1, 0), photometric="rgb", planarconfig="separate")
+    out = tmp_path / "out.tif"
+    assert main(["denoise", str(planar), "-o", str(out), *FAST_ARGS]) == 0
+    with tifffile.TiffFile(out) as tif:
+        assert tif.series[0].axes == "SYX" and tif.series[0].shape == (3, 24, 20)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["-o", "OUT.png"], "write it to a .tif file"),
+    (["-o", "OUT.tif", "--plot", "PLOT.png"], "stack of 3 images; --plot and --compare"),
+])
+def test_denoise_stack_bad_outputs(tmp_path, stack_tif, capsys, extra, message):
+    args = [a.replace("OUT", str(tmp_path / "out")).replace("PLOT", str(tmp_path / "plot")) for a in extra]
+    assert main(["denoise", str(stack_tif), *args, *FAST_ARGS]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not list(tmp_path.glob("out*"))
+
+
+def test_batch_cli_folder_with_a_broken_file_and_a_stack(tmp_path, noisy_png, stack_tif, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    noisy_png.rename(folder / "noisy.png")
+    stack_tif.rename(folder / "stack.tif")
+    (folder / "broken.tif").write_bytes(b"II*\x00garbage")
+    out = tmp_path / "out"
+    assert main(["batch", str(folder), "-o", str(out), "--max-iter", "15", "--sigma", "25/255"]) == 1
+    captured = capsys.readouterr()
+    assert "2 restored, 0 skipped (done before), 1 failed, of 3" in captured.out
+    assert captured.err.startswith("dipddpm: failed: ") and captured.err.count("\n") == 1
+    assert tifffile.imread(out / "stack.tif").shape == (3, 32, 32)
+    assert main(["batch", str(folder / "noisy.png"), str(folder / "stack.tif"), "-o", str(out), "--max-iter", "15",
+                 "--sigma", "25/255", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    with open(out / "summary.csv") as handle:
+        assert [line.split(",")[2] for line in handle.read().splitlines()[1:]] == ["skipped", "skipped"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--ray-address", "auto"], "--ray-address applies with --ray only"),
+    (["--gpus-per-task", "0.5"], "--gpus-per-task applies with --ray only"),
+    (["--ray", "--workers", "2"], "choose --workers (local processes) or --ray"),
+    (["--preset", "nope"], "unknown preset"),
+    (["--sigma", "25"], "did you mean 25/255"),
+    (["--workers", "0"], "--workers"),
+])
+def test_batch_cli_bad_options(tmp_path, noisy_png, capsys, args, message):
+    assert main(["batch", str(noisy_png), "-o", str(tmp_path / "out"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and not (tmp_path / "out").exists()
+
+
+def test_batch_cli_output_folder_is_a_file(tmp_path, noisy_png, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert main(["batch", str(noisy_png), "-o", str(tmp_path / "taken")]) == 2
+    assert "exists and is not a folder" in capsys.readouterr().err

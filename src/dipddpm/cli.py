@@ -1,4 +1,4 @@
-"""Command line: ``dipddpm demo``, ``denoise``, ``inpaint``, ``upscale``, ``estimate-sigma``, ``bench``.
+"""Command line: ``dipddpm demo``, ``denoise``, ``batch``, ``inpaint``, ``upscale``, ``estimate-sigma``, ``bench``.
 
 A thin skin over the Python API. Every error is one line on stderr with a non-zero exit status;
 outputs are checked for writability before any work and written atomically.
@@ -6,20 +6,22 @@ outputs are checked for writability before any work and written atomically.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 import numpy as np
 
 from .api import denoise, mask_operator, plan_tiling, restored_channels, to_unit_range
+from .batch import RunSettings, restore_files
 from .engine import TrainingDiverged
 from .errors import InputError
-from .io import check_writable, read_image, write_image
+from .io import TiffLayout, atomic_write, check_writable, read_image, read_pages, write_pages
 from .memory import estimate_memory
 from .noise import estimate_sigma
 from .noise_models import NOISE_MODELS
@@ -129,9 +131,10 @@ class _Outputs:
             if figure is not None:
                 check_writable(figure, suffixes=(".png", ".pdf", ".svg"))
 
-    def write(self, info, input_path: Path, shown: dict | None = None) -> list[str]:
-        """Write the image, then the JSON, the curves and the comparison (``shown``) that were asked for."""
-        write_image(self.image, info.image)
+    def write(self, info, input_path: Path, shown: dict | None = None, layout: TiffLayout | None = None) -> list[str]:
+        """Write the image (a TIFF in the input's ``layout``), then the JSON, the curves and the comparison
+        (``shown``) that were asked for."""
+        write_pages(self.image, [info.image], layout)
         written = [str(self.image)]
         if self.json is not None:
             info.to_json(self.json)
@@ -151,9 +154,9 @@ class _Outputs:
 
 
 def _write_and_report(outputs: _Outputs, info, input_path: Path, quiet: bool, shown: dict | None = None,
-                      notes: Sequence[str] = ()) -> None:
+                      notes: Sequence[str] = (), layout: TiffLayout | None = None) -> None:
     """Write the outputs, then print the summary, any further ``notes`` and what was written."""
-    written = outputs.write(info, input_path, shown)
+    written = outputs.write(info, input_path, shown, layout)
     _report(info, quiet)
     for note in notes:
         _say(quiet, note)
@@ -174,11 +177,15 @@ def _optional_image(path: Path | None) -> np.ndarray | None:
     return None if path is None else read_image(path)
 
 
-def _run_options(func):
-    """The options every restoring command takes."""
-    options = [
-        click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-                     help="Output image (.png, .jpg, .tif); same dtype as the input."),
+def _apply(func, options):
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _method_options(func):
+    """How an image is restored: the options every restoring command takes, ``batch`` included."""
+    return _apply(func, [
         click.option("--sigma", help="Gaussian noise level in image units, e.g. 0.098 or 25/255 (estimated if "
                                      "omitted, for Gaussian denoising only)."),
         click.option("--noise", type=click.Choice(list(NOISE_MODELS)), default="gaussian", show_default=True,
@@ -192,6 +199,16 @@ def _run_options(func):
         click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N."),
+    ])
+
+
+def _run_options(func):
+    """The options of a command that restores one file: its outputs and how it is restored."""
+    return _apply(func, [
+        click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+                     help="Output image (.png, .jpg, .tif, .bmp); same dtype as the input (a TIFF stack stays a "
+                          "stack)."),
+        _method_options,
         click.option("--ref", "ref_path", type=click.Path(path_type=Path),
                      help="Clean reference of the restored image's size, for EVALUATION ONLY (PSNR numbers; the "
                           "run is unchanged)."),
@@ -199,10 +216,30 @@ def _run_options(func):
         click.option("--plot", "plot_path", type=click.Path(path_type=Path),
                      help="Write the training curves figure (.png, .pdf or .svg)."),
         click.option("--quiet", is_flag=True, help="No progress bar, no summary."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    ])
+
+
+def _denoise_options(func):
+    """Settings of plain denoising (``denoise`` and ``batch``): the preset and tiling."""
+    return _apply(func, [
+        click.option("--preset", default="default", show_default=True,
+                     help=f"Settings: {', '.join(PRESETS)} (fast: up to 2x sooner at sigma <= 25, worse at sigma "
+                          "50; paper: the original DIP recipe, slow on CPU)."),
+        click.option("--tile", default="auto", show_default=True,
+                     help="Restore in overlapping tiles of this many pixels; auto: only when the image would not "
+                          "fit the memory budget; none: never."),
+        click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
+                     help="Overlap of neighbouring tiles in pixels."),
+    ])
+
+
+def _settings(preset: str, max_iter: int | None, stopper: str | None, sigma: str | None, noise: str,
+              photons: float | None, seed: int, device: str, tile: str, overlap: int) -> RunSettings:
+    """The options of ``denoise`` and ``batch`` as the settings every image is restored with."""
+    chosen = get_preset(preset, max_iter)
+    return RunSettings(config=chosen.config, stopper=check_stopper_name(stopper or chosen.stopper),
+                       sigma=_optional_sigma(sigma), noise=noise, photons=photons, seed=seed, device=device,
+                       tile=_parse_tile(tile), overlap=overlap)
 
 
 def _title(input_path: Path, info) -> str:
@@ -216,52 +253,130 @@ def cli():
     """Deep Image Prior restoration (denoising, inpainting, upscaling) with an automatic stop."""
 
 
+def _watch_notes(info, watched: Sequence[str]) -> list[str]:
+    return [f"  {name} would have stopped at iteration {info.stoppers[name]['fired_at'] or '- (not by the end)'} "
+            f"and returned iteration {info.stoppers[name]['best_iteration']}" for name in watched]
+
+
+def _denoise_stack(pages: list[np.ndarray], layout, settings: RunSettings, references: list, watched: list[str],
+                   outputs: _Outputs, quiet: bool) -> None:
+    """Restore every page of a stack on its own (its own run and stop); write the stack and one JSON."""
+    infos = []
+    for number, (page, reference) in enumerate(zip(pages, references, strict=True), start=1):
+        _say(quiet, f"page {number}/{len(pages)}:")
+        info = settings.restore(page, reference=reference, watch=watched, progress=False if quiet else None)
+        _report(info, quiet)
+        for note in _watch_notes(info, watched):
+            _say(quiet, note)
+        infos.append(info)
+    write_pages(outputs.image, [info.image for info in infos], layout)
+    written = [str(outputs.image)]
+    if outputs.json is not None:
+        text = json.dumps({"pages": [info.to_dict() for info in infos]}, indent=1)
+        atomic_write(outputs.json, (text + "\n").encode())
+        written.append(str(outputs.json))
+    _say(quiet, "wrote " + ", ".join(written))
+
+
 @cli.command("denoise")
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
 @_run_options
-@click.option("--preset", default="default", show_default=True,
-              help=f"Settings: {', '.join(PRESETS)} (fast: up to 2x sooner at sigma <= 25, worse at sigma 50; "
-                   "paper: the original DIP recipe, slow on CPU).")
-@click.option("--tile", default="auto", show_default=True,
-              help="Restore in overlapping tiles of this many pixels; auto: only when the image would not fit "
-                   "the memory budget; none: never.")
-@click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
-              help="Overlap of neighbouring tiles in pixels.")
+@_denoise_options
 @click.option("--watch", default="", help="Extra stoppers to record alongside, comma-separated (e.g. es-wmv,fixed); "
                                          "held-out changes the run, as it keeps its values out of training.")
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
 def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max_iter, seed, device, ref_path,
                     json_path, plot_path, quiet, preset, tile, overlap, watch, compare_path):
-    """Denoise the image IN and write it to OUT."""
-    chosen = get_preset(preset, max_iter)
-    tile = _parse_tile(tile)
-    image = read_image(input_path)
+    """Denoise the image IN and write it to OUT; a TIFF stack page by page, each page its own run and stop."""
+    settings = _settings(preset, max_iter, stopper, sigma, noise, photons, seed, device, tile, overlap)
+    pages, layout = read_pages(input_path)
+    image = pages[0]
     colour = restored_channels(1 if image.ndim == 2 else image.shape[-1])
-    tile_size = plan_tiling(image.shape[0], image.shape[1], colour, tile, overlap, config=chosen.config,
+    tile_size = plan_tiling(image.shape[0], image.shape[1], colour, settings.tile, overlap, config=settings.config,
                             device=device)
+    settings = replace(settings, tile=tile_size)
+    stack = len(pages) > 1
+    if stack and (plot_path is not None or compare_path is not None):
+        raise InputError(f"{input_path} is a stack of {len(pages)} images; --plot and --compare show one run "
+                         f"(use --json for every page's run)")
+    if stack and output_path.suffix.lower() not in (".tif", ".tiff"):
+        raise InputError(f"{input_path} is a stack of {len(pages)} images; write it to a .tif file")
     if tile_size is not None and plot_path is not None:
         raise InputError("--plot draws one run's training curves; this image is restored in tiles "
                          "(use --tile none, or --json for every tile's stop)")
     outputs = _Outputs(output_path, json_path, plot_path, compare_path)
     outputs.check()
-    sigma_value = _optional_sigma(sigma)
     watched = [check_stopper_name(name.strip()) for name in watch.split(",") if name.strip()]
-    reference = _optional_image(ref_path)
+    references = [None] * len(pages) if ref_path is None else read_pages(ref_path)[0]
+    if len(references) != len(pages):
+        raise InputError(f"{ref_path} holds {len(references)} images and {input_path} {len(pages)}; the reference "
+                         f"needs one per page")
     if tile_size is not None:
-        need = estimate_memory(tile_size, tile_size, colour, chosen.config.train.net)
+        need = estimate_memory(tile_size, tile_size, colour, settings.config.train.net)
         _say(quiet, f"restoring in tiles of {tile_size} px with {overlap} px overlap (about {need / 2**20:.0f} MiB "
                     f"each)")
-    info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or chosen.stopper),
-                    watch=watched, seed=seed, device=device, reference=reference, config=chosen.config,
-                    tile=tile_size, overlap=overlap, noise=noise, photons=photons)
+    if stack:
+        _denoise_stack(pages, layout, settings, references, watched, outputs, quiet)
+        return
+    info = settings.restore(image, reference=references[0], watch=watched, progress=False if quiet else None)
     label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
     shown = {"noisy": image, label: info.image}
-    if reference is not None:
-        shown["reference (evaluation only)"] = reference
-    notes = [f"  {name} would have stopped at iteration {info.stoppers[name]['fired_at'] or '- (not by the end)'} "
-             f"and returned iteration {info.stoppers[name]['best_iteration']}" for name in watched]
-    _write_and_report(outputs, info, input_path, quiet, shown, notes)
+    if references[0] is not None:
+        shown["reference (evaluation only)"] = references[0]
+    _write_and_report(outputs, info, input_path, quiet, shown, _watch_notes(info, watched), layout=layout)
+
+
+@cli.command("batch")
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
+@click.option("-o", "--out-dir", required=True, type=click.Path(path_type=Path),
+              help="Output folder: each output at its input's relative path, same name, format and dtype, with a "
+                   "JSON sidecar (NAME.json), and summary.csv.")
+@_method_options
+@_denoise_options
+@click.option("--recursive", is_flag=True, help="Include the subfolders of input folders (and ** in patterns).")
+@click.option("--force", is_flag=True, help="Redo inputs already restored with the same settings.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local worker processes; torch threads are split so that workers x threads <= cores.")
+@click.option("--ray", "use_ray", is_flag=True,
+              help='Run each image (each stack page) as a Ray task (pip install "dipddpm[ray]").')
+@click.option("--ray-address", help="With --ray: an existing cluster (e.g. auto, ray://HOST:10001); default: a new "
+                                    "local instance.")
+@click.option("--cpus-per-task", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="With --ray: CPUs per task (its torch threads).")
+@click.option("--gpus-per-task", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs per task; a fraction (e.g. 0.25) lets runs share a GPU.")
+@click.option("--quiet", is_flag=True, help="No progress bar, no summary line.")
+def batch_command(inputs, out_dir, sigma, noise, photons, stopper, max_iter, seed, device, preset, tile, overlap,
+                  recursive, force, workers, use_ray, ray_address, cpus_per_task, gpus_per_task, quiet):
+    """Denoise many images (files, folders, glob patterns; TIFF stacks page by page) into OUT_DIR.
+
+    Failures are reported in OUT_DIR/summary.csv and do not stop the batch; a second run skips what is
+    done. Exit status 1 when any input failed.
+    """
+    from .executors import InProcess, LocalProcesses, RayTasks
+
+    settings = _settings(preset, max_iter, stopper, sigma, noise, photons, seed, device, tile, overlap)
+    ray_only = {"--ray-address": ray_address is not None, "--cpus-per-task": cpus_per_task != 1.0,
+                "--gpus-per-task": gpus_per_task != 0.0}
+    misplaced = [name for name, given in ray_only.items() if given and not use_ray]
+    if misplaced:
+        raise InputError(f"{', '.join(misplaced)} applies with --ray only")
+    if use_ray and workers > 1:
+        raise InputError("choose --workers (local processes) or --ray, not both")
+    if use_ray:
+        executor = RayTasks(ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
+    else:
+        executor = LocalProcesses(workers) if workers > 1 else InProcess()
+    records = restore_files(inputs, out_dir, settings, executor=executor, recursive=recursive, force=force,
+                            progress=False if quiet else None)
+    counts = {status: sum(r.status == status for r in records) for status in ("done", "skipped", "failed")}
+    for record in records:
+        if record.status == "failed":
+            click.echo(f"dipddpm: failed: {record.input}: {record.error}", err=True)
+    _say(quiet, f"{counts['done']} restored, {counts['skipped']} skipped (done before), {counts['failed']} failed, "
+                f"of {len(records)}; summary in {Path(out_dir) / 'summary.csv'}")
+    return 1 if counts["failed"] else 0
 
 
 @cli.command("inpaint")

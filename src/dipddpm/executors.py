@@ -1,0 +1,233 @@
+"""Where the runs of a batch happen: in this process, in local worker processes, or as Ray tasks.
+
+Every executor has one method, ``map_unordered(function, tasks)``: it calls ``function`` on each task
+of a lazy iterable and yields ``(task, outcome)`` pairs as they finish, where ``outcome`` is what the
+function returned or, when the machinery itself failed (a worker killed, a Ray node lost), the
+exception. Only a bounded number of tasks is in flight, so a large batch is read as it goes.
+
+Worker processes and Ray tasks split the machine's cores: ``workers x threads <= cores``. A run's
+torch threads are set in the worker before it starts (:func:`torch.set_num_threads`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import torch
+
+from .errors import InputError
+
+__all__ = ["InProcess", "LocalProcesses", "RayTasks", "threads_per_worker"]
+
+
+def threads_per_worker(workers: int, cores: int | None = None) -> int:
+    """Torch threads for each of ``workers`` processes: ``max(1, cores // workers)``.
+
+    Parameters
+    ----------
+    workers : int
+        Processes running at once.
+    cores : int, optional
+        Cores to share (default: those this process may use).
+
+    Returns
+    -------
+    int
+    """
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
+
+
+def _set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_start(threads: int) -> None:
+    """Worker process set-up: its share of threads; Ctrl-C is the parent's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_threads(threads)
+
+
+def _quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker unable to warn about the semaphores of workers we terminate.
+
+    Workers stopped at once on Ctrl-C leave their queue semaphores registered; the tracker cleans them
+    up but prints a UserWarning per batch on stderr. Its process takes its warning filters from the
+    environment when it starts, so it is started here (once) with that one warning silenced.
+    """
+    from multiprocessing import resource_tracker
+
+    before = os.environ.get("PYTHONWARNINGS")
+    os.environ["PYTHONWARNINGS"] = "ignore::UserWarning:multiprocessing.resource_tracker"
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if before is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
+def _call_with_threads(function: Callable, task: Any, threads: int) -> Any:
+    """Run ``function(task)`` with ``threads`` torch threads (a Ray task's body)."""
+    _set_threads(threads)
+    return function(task)
+
+
+class InProcess:
+    """Run every task here, one after another, with this process's threads."""
+
+    def map_unordered(self, function: Callable, tasks: Iterable) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(task, function(task))`` in order."""
+        for task in tasks:
+            yield task, function(task)
+
+
+class LocalProcesses:
+    """Run tasks in ``workers`` local processes (spawned), each with ``threads`` torch threads.
+
+    A worker that dies (killed, out of memory) fails the tasks then in flight; the pool is started
+    afresh for the rest. Ctrl-C stops the workers at once; nothing they were writing is left, since
+    outputs are written by the parent.
+
+    Parameters
+    ----------
+    workers : int
+        Processes (at least 1).
+    threads : int, optional
+        Torch threads per process (default: :func:`threads_per_worker`).
+    """
+
+    def __init__(self, workers: int, threads: int | None = None):
+        if workers < 1:
+            raise InputError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.threads = threads or threads_per_worker(workers)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        _quiet_resource_tracker()
+        return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_start, initargs=(self.threads,))
+
+    @staticmethod
+    def _stop(pool: ProcessPoolExecutor) -> None:
+        """Stop at once: cancel what waits and end the workers (there is no public way to stop running work)."""
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+    def map_unordered(self, function: Callable, tasks: Iterable) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(task, outcome)`` as tasks finish, at most ``2 x workers`` in flight."""
+        queue = iter(tasks)
+        pool = self._pool()
+        running: dict[Future, Any] = {}
+        try:
+            while True:
+                while len(running) < 2 * self.workers:
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    running[pool.submit(function, task)] = task
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    task = running.pop(future)
+                    try:
+                        yield task, future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        yield task, RuntimeError("a worker process died (killed, or out of memory)")
+                if broken:
+                    for future, task in list(running.items()):
+                        running.pop(future)
+                        yield task, RuntimeError("a worker process died (killed, or out of memory)")
+                    self._stop(pool)
+                    pool = self._pool()
+        except BaseException:
+            self._stop(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+class RayTasks:
+    """Run each task as a Ray task: on a local Ray instance, or on the cluster at ``address``.
+
+    Ray is an optional extra (``pip install "dipddpm[ray]"``). When Ray is not yet initialised here,
+    :func:`ray.init` is called with ``address`` (None: a new local instance with ``num_cpus``) and
+    Ray is shut down at the end; an instance the caller started is used as it is. Tasks stream back
+    as they finish, at most ``window`` in flight.
+
+    Parameters
+    ----------
+    address : str, optional
+        A cluster's address (``ray://host:10001``, ``auto``); None for a local instance.
+    cpus_per_task : float
+        CPUs Ray reserves for each task; its torch threads are that, rounded down, at least 1.
+    gpus_per_task : float
+        GPUs Ray reserves for each task; fractional shares (e.g. 0.25) let runs share a GPU.
+    num_cpus : int, optional
+        CPUs of a local instance (default: all).
+    window : int, optional
+        Tasks in flight (default: twice the tasks the cluster can run at once).
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_task: float = 1.0, gpus_per_task: float = 0.0,
+                 num_cpus: int | None = None, window: int | None = None):
+        if not cpus_per_task > 0 or gpus_per_task < 0:
+            raise InputError("cpus per task must be positive and gpus per task not negative")
+        self.address = address
+        self.cpus_per_task = cpus_per_task
+        self.gpus_per_task = gpus_per_task
+        self.num_cpus = num_cpus
+        self.window = window
+
+    @staticmethod
+    def _ray():
+        try:
+            import ray
+        except ImportError:
+            raise InputError('Ray is not installed; pip install "dipddpm[ray]"') from None
+        return ray
+
+    def map_unordered(self, function: Callable, tasks: Iterable) -> Iterator[tuple[Any, Any]]:
+        """Yield ``(task, outcome)`` as Ray tasks finish; a task's Ray error is its outcome."""
+        ray = self._ray()
+        started = not ray.is_initialized()
+        if started:
+            local = {"num_cpus": self.num_cpus, "include_dashboard": False} if self.address is None else {}
+            ray.init(address=self.address, log_to_driver=False, **local)
+        try:
+            remote = ray.remote(_call_with_threads).options(num_cpus=self.cpus_per_task,
+                                                            num_gpus=self.gpus_per_task, max_retries=0)
+            threads = max(1, int(self.cpus_per_task))
+            window = self.window or max(2, 2 * int(ray.cluster_resources().get("CPU", 1) // self.cpus_per_task))
+            queue = iter(tasks)
+            running: dict[Any, Any] = {}
+            while True:
+                while len(running) < window:
+                    task = next(queue, None)
+                    if task is None:
+                        break
+                    running[remote.remote(function, task, threads)] = task
+                if not running:
+                    return
+                (ref,), _ = ray.wait(list(running), num_returns=1)
+                task = running.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as err:  # Ray wraps task and node failures in several types
+                    outcome = err
+                yield task, outcome
+        finally:
+            if started:
+                ray.shutdown()
