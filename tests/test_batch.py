@@ -24,7 +24,14 @@ from dipddpm.cli import main
 from dipddpm.config import DenoiserConfig, StagingConfig
 from dipddpm.engine import TrainConfig
 from dipddpm.errors import InputError
-from dipddpm.executors import InProcess, LocalProcesses, RayTasks, threads_per_worker
+from dipddpm.executors import (
+    InProcess,
+    LocalProcesses,
+    RayTasks,
+    available_cores,
+    local_executor,
+    threads_per_worker,
+)
 from dipddpm.io import read_pages, write_image
 from dipddpm.nets import NetConfig
 
@@ -191,6 +198,13 @@ def test_a_killed_worker_fails_its_tasks_and_the_rest_go_on():
     outcomes = dict(LocalProcesses(1, threads=1).map_unordered(_die_on_two, [1, 2, 3, 4, 5, 6]))
     assert isinstance(outcomes[2], RuntimeError) and "worker process died" in str(outcomes[2])
     assert outcomes[6] == 60 and sorted(outcomes) == [1, 2, 3, 4, 5, 6]
+
+
+def test_local_executor_choice():
+    assert isinstance(local_executor(1), InProcess) and isinstance(local_executor(None, "cuda"), InProcess)
+    assert local_executor(3).workers == 3 and local_executor(3).threads == threads_per_worker(3)
+    cores = available_cores()
+    assert isinstance(local_executor(None, "cpu"), InProcess if cores == 1 else LocalProcesses)
 
 
 def test_threads_are_split_between_workers():

@@ -368,13 +368,13 @@ def test_batch_cli_folder_with_a_broken_file_and_a_stack(tmp_path, noisy_png, st
     stack_tif.rename(folder / "stack.tif")
     (folder / "broken.tif").write_bytes(b"II*\x00garbage")
     out = tmp_path / "out"
-    assert main(["batch", str(folder), "-o", str(out), "--max-iter", "15", "--sigma", "25/255"]) == 1
+    assert main(["batch", str(folder), "-o", str(out), "--max-iter", "15", "--sigma", "25/255", "--workers", "1"]) == 1
     captured = capsys.readouterr()
     assert "2 restored, 0 skipped (done before), 1 failed, of 3" in captured.out
     assert captured.err.startswith("dipddpm: failed: ") and captured.err.count("\n") == 1
     assert tifffile.imread(out / "stack.tif").shape == (3, 32, 32)
     assert main(["batch", str(folder / "noisy.png"), str(folder / "stack.tif"), "-o", str(out), "--max-iter", "15",
-                 "--sigma", "25/255", "--quiet"]) == 0
+                 "--sigma", "25/255", "--workers", "1", "--quiet"]) == 0
     assert capsys.readouterr().out == ""
     with open(out / "summary.csv") as handle:
         assert [line.split(",")[2] for line in handle.read().splitlines()[1:]] == ["skipped", "skipped"]
@@ -386,7 +386,8 @@ def test_batch_cli_folder_with_a_broken_file_and_a_stack(tmp_path, noisy_png, st
     (["--ray", "--workers", "2"], "choose --workers (local processes) or --ray"),
     (["--preset", "nope"], "unknown preset"),
     (["--sigma", "25"], "did you mean 25/255"),
-    (["--workers", "0"], "--workers"),
+    (["--workers", "0"], "--workers takes auto or a number"),
+    (["--workers", "two"], "--workers takes auto or a number"),
 ])
 def test_batch_cli_bad_options(tmp_path, noisy_png, capsys, args, message):
     assert main(["batch", str(noisy_png), "-o", str(tmp_path / "out"), *args]) == 2

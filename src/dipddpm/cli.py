@@ -336,8 +336,9 @@ def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max
 @_denoise_options
 @click.option("--recursive", is_flag=True, help="Include the subfolders of input folders (and ** in patterns).")
 @click.option("--force", is_flag=True, help="Redo inputs already restored with the same settings.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes; torch threads are split so that workers x threads <= cores.")
+@click.option("--workers", default="auto", show_default=True,
+              help="Local worker processes (torch threads are split so that workers x threads <= cores); auto: "
+                   "one per core on the CPU, one on a GPU.")
 @click.option("--ray", "use_ray", is_flag=True,
               help='Run each image (each stack page) as a Ray task (pip install "dipddpm[ray]").')
 @click.option("--ray-address", help="With --ray: an existing cluster (e.g. auto, ray://HOST:10001); default: a new "
@@ -354,20 +355,22 @@ def batch_command(inputs, out_dir, sigma, noise, photons, stopper, max_iter, see
     Failures are reported in OUT_DIR/summary.csv and do not stop the batch; a second run skips what is
     done. Exit status 1 when any input failed.
     """
-    from .executors import InProcess, LocalProcesses, RayTasks
+    from .executors import RayTasks, local_executor
 
     settings = _settings(preset, max_iter, stopper, sigma, noise, photons, seed, device, tile, overlap)
+    if workers != "auto" and not (workers.isdigit() and int(workers) >= 1):
+        raise InputError(f"--workers takes auto or a number of processes of at least 1, got {workers!r}")
     ray_only = {"--ray-address": ray_address is not None, "--cpus-per-task": cpus_per_task != 1.0,
                 "--gpus-per-task": gpus_per_task != 0.0}
     misplaced = [name for name, given in ray_only.items() if given and not use_ray]
     if misplaced:
         raise InputError(f"{', '.join(misplaced)} applies with --ray only")
-    if use_ray and workers > 1:
+    if use_ray and workers != "auto":
         raise InputError("choose --workers (local processes) or --ray, not both")
     if use_ray:
         executor = RayTasks(ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
     else:
-        executor = LocalProcesses(workers) if workers > 1 else InProcess()
+        executor = local_executor(None if workers == "auto" else int(workers), str(resolve_device(device)))
     records = restore_files(inputs, out_dir, settings, executor=executor, recursive=recursive, force=force,
                             progress=False if quiet else None)
     counts = {status: sum(r.status == status for r in records) for status in ("done", "skipped", "failed")}
