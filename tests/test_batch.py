@@ -164,6 +164,14 @@ def test_an_interrupted_batch_leaves_whole_files_and_resumes(folder, tmp_path):
     assert [r.status for r in resumed] == ["skipped", "done"]
 
 
+def test_an_input_is_never_overwritten(folder):
+    before = (folder / "a.png").read_bytes()
+    records = restore_files([folder / "a.png", folder], folder, TINY, progress=False)
+    assert records[0].status == "failed" and "would replace the input" in records[0].error
+    assert records[1].status == "failed" and "no images" in records[1].error  # the output folder's files are skipped
+    assert (folder / "a.png").read_bytes() == before
+
+
 def test_a_failing_run_is_its_own_row(folder, tmp_path):
     write_image(folder / "tiny.png", np.zeros((1, 1), np.uint8) + 9)
     records = restore_files([folder / "tiny.png", folder / "a.png"], tmp_path / "out",

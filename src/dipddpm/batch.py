@@ -451,6 +451,10 @@ def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
             if item.problem is not None:
                 settle(index, BatchRecord(str(item.source), "", "failed", error=item.problem))
                 continue
+            if output.resolve() == item.source.resolve():
+                settle(index, BatchRecord(str(item.source), str(output), "failed",
+                                          error="the output would replace the input; choose another output folder"))
+                continue
             try:
                 pages, layout = read_pages(item.source)
                 stamp = {"input_sha256": _file_sha256(item.source), "settings": settings_key}
