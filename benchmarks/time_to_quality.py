@@ -9,13 +9,16 @@ skips the ones already in ``--out``), so a long measurement can be stopped and c
 
 Settings (``--variants``):
 
-- ``default``: the package defaults (Adam 0.01, no warm-up, betas 0.9 / 0.999);
+- ``default``: the package defaults (Adam 0.01, no warm-up, betas 0.9 / 0.999; above σ = 18/255, and so in
+  every row recorded before the low-noise optimiser became the default, the fast preset's optimiser below);
 - ``fast``: the ``fast`` preset (Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99);
 - ``fast-tiles136``, ``fast-tiles96``: the fast preset in 136² or 96² tiles with 16 px overlap (four or nine
   tiles on a 256² crop), each tile with its own network and stop;
 - ``fast-lr0.02-w50``, ``fast-lr0.01-w100``: the fast preset with a smaller rate (0.02 after 50 warm-up steps,
   0.01 after 100);
-- ``default-beta2-0.99``, ``default-warmup100``: the defaults with only β₂ 0.99, or only a 100-step warm-up.
+- ``default-beta2-0.99``, ``default-warmup100``: the defaults with only β₂ 0.99, or only a 100-step warm-up;
+- ``adam0.01``: Adam 0.01 without warm-up at every σ (the defaults before the low-noise optimiser; the same
+  as ``default`` above σ = 18/255).
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -56,7 +59,8 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "fast-lr0.02-w50": (replace(_FAST, train=replace(_FAST.train, lr=0.02, lr_warmup=50)), None),
                 "fast-lr0.01-w100": (replace(_FAST, train=replace(_FAST.train, lr=0.01, lr_warmup=100)), None),
                 "default-beta2-0.99": (replace(_NOW, train=replace(_NOW.train, betas=(0.9, 0.99))), None),
-                "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None)}
+                "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None),
+                "adam0.01": (replace(_NOW, low_noise=None), None)}
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 

@@ -40,3 +40,7 @@ def test_fast_preset_changes_only_the_optimiser():
     assert fast.staging == default.staging and fast.stopping == default.stopping
     assert fast.train.net == default.train.net and fast.train.input_jitter == default.train.input_jitter
     assert PRESETS["fast"].stopper == "auto"
+
+
+def test_paper_preset_keeps_its_optimiser_at_low_noise():
+    assert PRESETS["paper"].config.low_noise is None

@@ -1,10 +1,11 @@
 """Named settings: the package default, a faster optimiser for low to moderate noise, and the original DIP
 denoising recipe, for comparison.
 
-``fast`` is the default with Adam at 0.03 after a 100-step linear warm-up and betas (0.9, 0.99)
-(issue 12, ``benchmarks/results/speed/README.md``): on 256² crops at sigma = 25 it reached the result
-1.7-2.7x sooner and no lower, and at sigma = 15 on 128² crops about twice as soon; at sigma = 50 it is
-up to 1.6 dB worse (the peak itself is lower) for little time saved. Not the default for that reason.
+``fast`` uses Adam at 0.03 after a 100-step linear warm-up and betas (0.9, 0.99) at every noise level;
+the default uses it only at sigma <= 18/255 (:class:`~dipddpm.config.LowNoiseOptimiser`). Issue 12,
+``benchmarks/results/speed/README.md``: on 256² crops at sigma = 25 it reached the result 1.7-2.7x
+sooner and no lower, on 128² crops at sigma = 25 a third sooner but 0.08-0.16 dB lower; at sigma = 50
+it is up to 1.6 dB worse (the peak itself is lower) for little time saved.
 
 A preset is a :class:`~dipddpm.config.DenoiserConfig` plus the stopper it is meant to run with.
 ``paper`` reproduces the denoising recipe of Ulyanov, Vedaldi & Lempitsky (*Deep Image Prior*,
@@ -50,15 +51,17 @@ _PAPER = DenoiserConfig(
                       output="ema", max_iter=3000,
                       net=NetConfig(input_channels=32, channels=128, depth=5, skip_channels=4,
                                     padding_mode="reflect", upsample="bilinear")),
-    staging=StagingConfig(num_stages=1, ratio=0.0))
+    staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None)
 
 _FAST = DenoiserConfig(train=TrainConfig(lr=0.03, lr_warmup=100, betas=(0.9, 0.99)))
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("default", "the package defaults: automatic stop (recorruption with a = 0.25 for Gaussian noise, "
-                      "held-out values otherwise), one stage, EMA output", DenoiserConfig(), "auto"),
-    Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99: about 2x sooner at "
-                   "sigma <= 25, up to 1.6 dB worse at sigma 50", _FAST, "auto"),
+                      "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
+                      "sigma <= 18/255)", DenoiserConfig(), "auto"),
+    Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
+                   "defaults use it at sigma <= 18/255): up to 2x sooner at sigma 25, up to 1.6 dB worse at sigma 50",
+           _FAST, "auto"),
     Preset("paper", "the original DIP denoising recipe: 128 channels, reflection padding, fit y for 3000 "
                     "iterations (slow on CPU; for comparison)", _PAPER, "fixed:3000"),
 ]}

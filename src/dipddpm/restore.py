@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -322,6 +322,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                         sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
                         weights=weights, held_out=held_out)
     stoppers = {name: _build_stopper(name, run_in) for name in names}
+    plain_denoising = gaussian and photons is None and isinstance(physics, Identity)
+    config = replace(config, train=config.train_for(sigma)) if plain_denoising else config
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),
                  physics=physics, pixel_loss=model.loss, train_weights=train_weights)
 

@@ -98,7 +98,7 @@ class Restoration:
         Only with a reference (EVALUATION ONLY): ``ref_psnr`` of the result, ``oracle_psnr`` and
         ``oracle_iteration`` of the run, and each stopper's PSNR.
     config : dict
-        The settings.
+        The settings, with ``train`` as the run used it (after ``low_noise``, for Gaussian denoising).
     outputs : dict
         The iterate each watching stopper returns (tensors; not serialised).
     versions : dict

@@ -173,11 +173,13 @@ class OneShotMethod:
 
 _OURS = DenoiserConfig()
 # The tuning variants, plain DIP and the seed's schedule pin the optimiser they were measured with
-# (Adam 0.01, no warm-up, betas 0.9 / 0.999), so that their names reproduce them whatever the defaults.
+# (Adam 0.01, no warm-up, betas 0.9 / 0.999, at every sigma), so that their names reproduce them whatever
+# the defaults.
 _ADAM_0 = replace(_OURS.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999))
+_PINNED = replace(_OURS, low_noise=None)
 _WATCH_ALL = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed:1800", "schedule-end")
-_PLAIN = replace(_OURS, train=_ADAM_0, staging=StagingConfig(num_stages=1, ratio=0.0))
-_SEED = replace(_OURS, train=_ADAM_0, staging=StagingConfig(timesteps=(100, 50, 25, 10), ratio=0.0, rule="seed"))
+_PLAIN = replace(_PINNED, train=_ADAM_0, staging=StagingConfig(num_stages=1, ratio=0.0))
+_SEED = replace(_PINNED, train=_ADAM_0, staging=StagingConfig(timesteps=(100, 50, 25, 10), ratio=0.0, rule="seed"))
 
 
 def _variant(stages: int, ratio: float = 0.5, output: str = "ema", variant: str = "single",
@@ -189,7 +191,7 @@ def _variant(stages: int, ratio: float = 0.5, output: str = "ema", variant: str 
         + (f"-c{channels}" if channels != 32 else "") + (f"-lr{lr:g}" if lr != 0.01 else "")
     staging = replace(_OURS.staging, num_stages=stages, ratio=ratio, s_max_factor=s_max)
     net = replace(_ADAM_0.net, channels=channels)
-    config = replace(_OURS, staging=staging, train=replace(_ADAM_0, output=output, net=net, lr=lr))
+    config = replace(_PINNED, staging=staging, train=replace(_ADAM_0, output=output, net=net, lr=lr))
     what = {"antithetic": "antithetic pair (z and -z) averaged, 2x compute",
             "refit": "refit on y for the chosen number of iterations, 2x compute"}.get(variant, "single run")
     return DipMethod(name, f"{stages} stage(s), a = {ratio:g}, {output} output, s_max = {s_max:g} sigma, "

@@ -1,0 +1,51 @@
+"""The low-noise optimiser: which runs get it, and that the run really uses it."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+from conftest import smooth_image
+
+from dipddpm.config import DenoiserConfig, LowNoiseOptimiser, StagingConfig
+from dipddpm.engine import TrainConfig
+from dipddpm.nets import NetConfig
+from dipddpm.restore import restore_tensor
+
+TINY = DenoiserConfig(train=TrainConfig(max_iter=6, net=NetConfig(channels=8, depth=3, input_channels=8)),
+                      staging=StagingConfig(num_stages=1))
+
+
+@pytest.mark.parametrize("sigma,low", [(None, False), (5 / 255, True), (18 / 255, True), (18.5 / 255, False),
+                                       (50 / 255, False)])
+def test_the_threshold(sigma, low):
+    train = TrainConfig()
+    chosen = LowNoiseOptimiser().train_for(train, sigma)
+    assert (chosen.lr, chosen.lr_warmup, chosen.betas) == ((0.03, 100, (0.9, 0.99)) if low else (0.01, 0, (0.9, 0.999)))
+    assert replace(chosen, lr=train.lr, lr_warmup=train.lr_warmup, betas=train.betas) == train  # nothing else moves
+
+
+def test_config_without_the_rule_keeps_its_optimiser():
+    config = replace(DenoiserConfig(), low_noise=None)
+    assert config.train_for(5 / 255) == config.train
+    assert DenoiserConfig().train_for(5 / 255).lr == 0.03
+
+
+def _noisy(sigma, seed=0):
+    clean = torch.from_numpy(smooth_image(24, 24)).permute(2, 0, 1)[None].float()
+    generator = torch.Generator().manual_seed(seed)
+    return (clean + sigma * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+
+
+@pytest.mark.parametrize("sigma,rate", [(10 / 255, 0.03 / 100), (40 / 255, 0.01)])
+def test_gaussian_runs_use_it_below_the_threshold(sigma, rate):
+    result = restore_tensor(_noisy(sigma), sigma, config=TINY, stopper="fixed:6")
+    assert result.history["lr"][0] == pytest.approx(rate)  # the first warm-up step, or the plain rate
+    assert result.config["train"]["lr"] == (0.03 if sigma < 18 / 255 else 0.01)
+
+
+def test_other_runs_keep_the_configured_optimiser():
+    noisy = _noisy(10 / 255)
+    poisson = restore_tensor(noisy, None, config=TINY, stopper="fixed:6", noise_model="poisson")
+    photons = restore_tensor(noisy, None, config=TINY, stopper="fixed:6", noise_model="poisson", photons=2000.0)
+    for result in (poisson, photons):
+        assert result.history["lr"][0] == pytest.approx(0.01) and result.config["train"]["lr"] == 0.01
