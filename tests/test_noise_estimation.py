@@ -69,8 +69,18 @@ def test_noise_free_smooth_image_reads_about_zero_with_the_wavelet():
 def test_fine_diagonal_texture_fools_the_wavelet_but_not_the_patch_estimators(sigma255):
     image = noisy(textured_image(), sigma255, 7, clip=True)
     assert estimate_sigma(image, method="wavelet") * 255 > 1.1 * sigma255
+    assert estimate_sigma(image) * 255 == pytest.approx(sigma255, rel=0.05)  # the default
     for method in ("pca", "weak-texture"):
         assert estimate_sigma(image, method=method) * 255 == pytest.approx(sigma255, rel=0.05)
+
+
+@pytest.mark.parametrize("method", ["pca", "weak-texture"])
+def test_small_pure_noise_image_is_not_read_low(method):
+    # 64x64x3 of pure noise: few patches for a 49- or 64-dimensional covariance, whose smallest
+    # eigenvalue alone would read about 11% low.
+    rng = np.random.default_rng(1234)
+    image = np.clip(0.5 + 0.1 * rng.standard_normal((64, 64, 3)), 0, 1)
+    assert estimate_sigma(image, channel_axis=-1, method=method) == pytest.approx(0.1, rel=0.05)
 
 
 def test_pca_rule_returns_the_noise_level_of_a_synthetic_spectrum():
@@ -115,9 +125,10 @@ def test_clipping_correction_is_skipped_for_values_outside_the_unit_range():
         assert fn(image, clip_correction=None) == fn(image, clip_correction=False)
 
 
-def test_wavelet_method_is_the_default_and_matches_the_former_estimator():
+def test_weak_texture_is_the_default_and_wavelet_still_the_former_estimator():
     image = noisy(textured_image(), 25, 2, clip=True)
-    assert estimate_sigma(image) == estimate_sigma(image, method="wavelet") == estimate_sigma_wavelet(image)
+    assert estimate_sigma(image) == estimate_sigma(image, method="weak-texture") == estimate_sigma_weak_texture(image)
+    assert estimate_sigma(image, method="wavelet") == estimate_sigma_wavelet(image, clip_correction=True)
 
 
 def test_unknown_method_raises_input_error():
@@ -136,7 +147,7 @@ def test_too_small_for_the_patch_says_give_sigma(method, shape):
 
 def test_wavelet_too_small_says_give_sigma():
     with pytest.raises(InputError, match="give sigma"):
-        estimate_sigma(np.full((1, 2), 0.5))
+        estimate_sigma(np.full((1, 2), 0.5), method="wavelet")
 
 
 @pytest.mark.parametrize("method", ["pca", "weak-texture"])
