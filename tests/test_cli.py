@@ -198,12 +198,19 @@ def test_console_script_prints_no_traceback(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_estimate_sigma_command(tmp_path, rng, capsys):
+@pytest.mark.parametrize("method", [[], ["--method", "wavelet"], ["--method", "pca"], ["--method", "weak-texture"]])
+def test_estimate_sigma_command(tmp_path, rng, capsys, method):
     flat = np.clip(0.5 + 0.1 * rng.standard_normal((64, 64, 3)), 0, 1)
     path = write_image(tmp_path / "flat.tif", flat.astype(np.float32))
-    assert main(["estimate-sigma", str(path)]) == 0
+    assert main(["estimate-sigma", str(path), *method]) == 0
     value = float(capsys.readouterr().out.split()[0])
     assert value == pytest.approx(0.1, rel=0.1)
+
+
+def test_estimate_sigma_command_bad_method(tmp_path, rng, capsys):
+    path = write_image(tmp_path / "flat.png", np.full((32, 32), 128, np.uint8))
+    assert main(["estimate-sigma", str(path), "--method", "mad"]) == 2
+    assert "--method" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text,value", [("0.1", 0.1), ("25/255", 25 / 255), (" 15 / 255 ", 15 / 255), ("1e-2", 0.01)])

@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .api import denoise, mask_operator
-from .config import DenoiserConfig, StagingConfig, StoppingConfig
+from .config import DenoiserConfig, LowNoiseOptimiser, StagingConfig, StoppingConfig
 from .engine import TrainConfig
 from .errors import InputError
 from .nets import NetConfig
@@ -20,6 +20,7 @@ __all__ = [
     "DenoiserConfig",
     "Downsample",
     "InputError",
+    "LowNoiseOptimiser",
     "NetConfig",
     "PixelMask",
     "Restoration",

@@ -23,7 +23,7 @@ from .engine import TrainingDiverged
 from .errors import InputError
 from .io import TiffLayout, atomic_write, check_writable, read_image, read_pages, write_pages
 from .memory import estimate_memory
-from .noise import estimate_sigma
+from .noise import SIGMA_METHODS, estimate_sigma
 from .noise_models import NOISE_MODELS
 from .physics import Downsample
 from .presets import PRESETS, get_preset
@@ -428,13 +428,16 @@ def upscale_command(input_path, scale, output_path, sigma, noise, photons, stopp
 
 @cli.command("estimate-sigma")
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
-def estimate_sigma_command(input_path):
-    """Print the estimated noise level of IN (wavelet MAD), in image units and in 8-bit units."""
+@click.option("--method", type=click.Choice(list(SIGMA_METHODS)), default="weak-texture", show_default=True,
+              help="weak-texture: low-gradient patches (Liu et al. 2013); pca: patch covariance (Chen et al. 2015); "
+                   "wavelet: MAD of the finest diagonal band (the estimator before).")
+def estimate_sigma_command(input_path, method):
+    """Print the estimated Gaussian noise level of IN, in image units and in 8-bit units."""
     image = read_image(input_path)
     unit = to_unit_range(image)[0]
     colour = unit[..., :3] if unit.ndim == 3 and unit.shape[-1] in (3, 4) else (
         unit[..., 0] if unit.ndim == 3 else unit)
-    value = estimate_sigma(colour, channel_axis=_channel_axis(colour))
+    value = estimate_sigma(colour, channel_axis=_channel_axis(colour), method=method)
     click.echo(f"{value:.5f}  (= {value * 255:.2f}/255)")
 
 

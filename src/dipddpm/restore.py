@@ -184,9 +184,7 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
         return FixedStopper(int(name.split(":", 1)[1]))
     if name == "schedule-end":
         return ScheduleEndStopper()
-    if run_in.reference is None:
-        raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
-    return OracleStopper(run_in.reference)
+    return OracleStopper(run_in.reference)  # restore_tensor has checked that there is one
 
 
 def _seeds(seed: int) -> tuple[int, int, int]:
@@ -284,6 +282,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         raise InputError("the image has NaN or infinite values")
     for name in [stopper, *watch]:
         check_stopper_name(name)
+    if reference is None and "oracle" in (stopper, *watch):
+        raise InputError("the oracle stopper needs a clean reference image (evaluation only)")
     shape = image_shape(physics, observation.shape, observation.device)
     if reference is not None and tuple(reference.shape) != shape:
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
