@@ -99,7 +99,7 @@ def _variance_curve_outputs(t0=400, n=1500, seed=0):
 
 
 @pytest.mark.parametrize("make", [lambda: WindowedVarianceStopper(window=20, patience=200),
-                                  lambda: ExponentialVarianceStopper(alpha=0.1, patience=200, warmup=20)])
+                                  lambda: ExponentialVarianceStopper(alpha=0.1, patience=200, burn_in=20)])
 def test_variance_stoppers_fire_near_the_variance_minimum(make):
     outputs = _variance_curve_outputs()
     s = make()
@@ -119,6 +119,69 @@ def test_windowed_variance_matches_the_definition():
     stack = torch.stack(outputs[-10:]).double()
     expected = float(torch.mean(torch.mean((stack - stack.mean(0)) ** 2, dim=0)))
     assert s.value == pytest.approx(expected, rel=1e-9)
+
+
+def test_exponential_variance_matches_the_weighted_variance_about_its_mean():
+    """The recursion equals, in closed form, the population variance of x_1..x_t about m_t with the EMA's
+    weights (1 - a)^(t-1) for x_1 and a (1 - a)^(t-k) for x_k: computed here without any recursion."""
+    g = torch.Generator().manual_seed(2)
+    outputs = [torch.rand(1, 3, 6, 6, generator=g) for _ in range(40)]
+    alpha = 0.3
+    s = ExponentialVarianceStopper(alpha=alpha, patience=100, burn_in=0)
+    t = len(outputs)
+    weights = torch.tensor([(1 - alpha) ** (t - 1)] + [alpha * (1 - alpha) ** (t - k) for k in range(2, t + 1)],
+                           dtype=torch.float64)
+    stack = torch.stack(outputs).double()
+    mean = torch.einsum("k,k...->...", weights, stack)
+    variance = torch.einsum("k,k...->...", weights, (stack - mean) ** 2)
+    for i, out in enumerate(outputs, start=1):
+        s.observe(_obs(i, out))
+    assert float(weights.sum()) == pytest.approx(1.0)
+    assert torch.allclose(s.mean, mean, rtol=0, atol=1e-12)
+    assert s.value == pytest.approx(float(variance.mean()), rel=1e-9)
+
+
+def _growing_jitter_outputs(n, seed=0):
+    """Raw outputs whose step-to-step fluctuation only grows: the moving variance has no valley."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.full(SHAPE, 0.5)
+    return [base + 0.01 * (1 + t / 50) * torch.randn(SHAPE, generator=g) for t in range(1, n + 1)]
+
+
+@pytest.mark.parametrize("burn_in", [101, 30])
+def test_exponential_variance_counts_from_the_authors_burn_in(burn_in):
+    """ES_EMV.ipynb checks ``if iterator > 100`` with a 0-based iterator: the 102nd output is the first that
+    counts. On a curve without a valley the minimum is that first counted output (the old stopper: 101)."""
+    patience = 50
+    s = _drive(ExponentialVarianceStopper(alpha=0.1, patience=patience, burn_in=burn_in),
+               _growing_jitter_outputs(burn_in + 2 * patience))
+    assert s.best_iteration == burn_in + 1
+    assert s.fired_at == burn_in + 1 + patience
+    assert ExponentialVarianceStopper().burn_in == 101
+
+
+def _transient_then_valley_outputs(t0=500, n=1200, seed=0):
+    """Raw outputs that barely move at first (the moving variance starts at zero and stays small), then
+    run through a fast transient (a large drift), then fluctuate least at t0."""
+    g = torch.Generator().manual_seed(seed)
+    base, direction = torch.full(SHAPE, 0.5), torch.randn(SHAPE, generator=g).clamp(-2, 2) * 0.1
+    outputs = []
+    for t in range(1, n + 1):
+        drift = direction * (1 - math.exp(-max(t - 40, 0) / 15))  # still for 40 steps, then settles by ~100
+        jitter = (0.001 if t <= 40 else 0.01 + 0.05 * abs(t - t0) / t0) * torch.randn(SHAPE, generator=g)
+        outputs.append(base + drift + jitter)
+    return outputs
+
+
+def test_exponential_variance_skips_the_early_transient_and_stops_at_the_valley():
+    outputs = _transient_then_valley_outputs()
+    patience = 300
+    s = _drive(ExponentialVarianceStopper(alpha=0.1, patience=patience), outputs)
+    assert abs(s.best_iteration - 500) <= 0.05 * 500
+    assert s.fired_at == s.best_iteration + patience
+    assert torch.equal(s.best_output, outputs[s.best_iteration - 1])
+    early = _drive(ExponentialVarianceStopper(alpha=0.1, patience=patience, burn_in=0), outputs)
+    assert early.best_iteration <= 40  # without a burn-in the still start is taken: the test can fail
 
 
 def test_discrepancy_fires_at_the_first_iterate_below_the_threshold():
@@ -158,6 +221,7 @@ def test_a_fired_stopper_stays_frozen():
 
 @pytest.mark.parametrize("call", [lambda: WindowedVarianceStopper(window=1), lambda: FixedStopper(0),
                                   lambda: ExponentialVarianceStopper(alpha=1.5),
+                                  lambda: ExponentialVarianceStopper(burn_in=-1),
                                   lambda: RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5,
                                                               patience=0)])
 def test_bad_stopper_parameters_raise(call):

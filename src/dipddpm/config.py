@@ -90,9 +90,13 @@ class StoppingConfig:
     holdout : float
         Held-out stopper: the fraction of the measured values kept out of training to validate on.
     wmv_window, wmv_patience : int
-        ES-WMV's window ``W`` and patience ``P``.
-    emv_alpha : float
-        ES-EMV's smoothing factor.
+        ES-WMV's window ``W`` and patience ``P``: 100 and 1000, the authors' ``buffer_size`` and ``patience``
+        (``sun-umn/Early_Stopping_for_DIP``, ``ES_WMV.ipynb``, lines 98-99 of the notebook file).
+    emv_alpha, emv_patience, emv_burn_in
+        ES-EMV's smoothing factor ``alpha``, patience ``P`` and burn-in (observations that only feed the
+        moving mean and variance, :class:`~dipddpm.stopping.ExponentialVarianceStopper`): 0.1, 1000 and 101,
+        the authors' ``alpha``, ``patience`` (``ES_EMV.ipynb``, lines 98-100) and their check
+        ``if iterator > 100`` on a 0-based iterator (lines 276-280), which first counts the 102nd output.
     discrepancy_tau : float
         Discrepancy stopper: stop when ``||xbar - y||^2 / N <= tau sigma^2``.
     fixed_iterations : int
@@ -104,6 +108,8 @@ class StoppingConfig:
     wmv_window: int = 100
     wmv_patience: int = 1000
     emv_alpha: float = 0.1
+    emv_patience: int = 1000
+    emv_burn_in: int = 101
     discrepancy_tau: float = 1.0
     fixed_iterations: int = 1800
 

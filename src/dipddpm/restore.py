@@ -174,7 +174,7 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
     if name == "es-wmv":
         return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
     if name == "es-emv":
-        return ExponentialVarianceStopper(st.emv_alpha, st.wmv_patience)
+        return ExponentialVarianceStopper(st.emv_alpha, st.emv_patience, st.emv_burn_in)
     if name == "discrepancy":
         _needs_sigma(name, run_in.sigma)
         return DiscrepancyStopper(run_in.y, run_in.sigma, st.discrepancy_tau, weights=run_in.weights)

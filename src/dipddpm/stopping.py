@@ -427,10 +427,32 @@ class WindowedVarianceStopper(_MinimumWithPatience):
 
 
 class ExponentialVarianceStopper(_MinimumWithPatience):
-    """ES-EMV: the exponential moving variance variant of ES-WMV, O(1) memory.
+    """ES-EMV (Wang et al., TMLR 2023): minimum of the exponential moving variance of the raw outputs, O(1) memory.
 
-    ``d = x_t - m``; ``m <- m + alpha d``; ``v <- (1 - alpha)(v + alpha d^2)``; criterion
-    ``mean(v)``, same patience rule as ES-WMV.
+    With ``x_t`` the network's raw output of observation ``t`` (1-based; the forward pass that gives the
+    training loss, as in the authors' notebook), ``N`` its number of values and ``alpha`` the smoothing factor:
+
+    .. math::
+
+        m_1 = x_1, \\quad v_1 = 0, \\qquad
+        d_t = x_t - m_{t-1}, \\quad
+        m_t = \\mathrm{clip}_{[0, 1]}(m_{t-1} + \\alpha d_t), \\quad
+        v_t = (1 - \\alpha)\\,(v_{t-1} + \\alpha d_t^2),
+
+    elementwise, and the criterion is ``EMV_t = mean(v_t)``, i.e. the authors' ``||d_t||^2`` recursion divided by
+    ``N`` (the argmin is the same). Without the clip (a no-op for outputs in [0, 1], such as our sigmoid's),
+    ``m_t`` and ``v_t`` are the weighted mean and weighted population variance of ``x_1 .. x_t`` with weights
+    ``(1 - alpha)^(t-1)`` for ``x_1`` and ``alpha (1 - alpha)^(t-k)`` for ``x_k``, ``k >= 2`` (they sum to 1).
+
+    The first ``burn_in`` observations only feed ``m`` and ``v``; from observation ``burn_in + 1`` on the
+    stopper keeps the iterate with the lowest ``EMV_t`` and fires once it has not been beaten for ``patience``
+    iterations (:func:`patience_exhausted`). It returns the run's output (``Observation.output``) at that
+    iteration, as every stopper here does; the authors' notebook evaluates its own ``m_t`` there instead.
+
+    Source: ``sun-umn/Early_Stopping_for_DIP``, ``ES_EMV.ipynb`` (line numbers of the notebook file):
+    ``alpha = 0.1`` and ``patience = 1000`` (lines 98-100); the recursion (lines 136-146); the check only
+    ``if iterator > 100`` on a 0-based iterator, i.e. from the 102nd output on (lines 276-280); the patience
+    rule ``wait_count >= patience`` on consecutive non-improving checks (lines 126-134).
 
     Parameters
     ----------
@@ -438,31 +460,35 @@ class ExponentialVarianceStopper(_MinimumWithPatience):
         Smoothing factor in (0, 1).
     patience : int
         ``P``.
-    warmup : int
-        Iterations before the criterion counts (the moving variance starts at zero).
+    burn_in : int
+        Observations before the criterion counts (the authors': 101).
     """
 
     name = "es-emv"
 
-    def __init__(self, alpha: float = 0.1, patience: int = 1000, warmup: int = 100):
+    def __init__(self, alpha: float = 0.1, patience: int = 1000, burn_in: int = 101):
         super().__init__(patience)
         if not 0 < alpha < 1:
             raise ValueError("alpha must lie in (0, 1)")
+        if burn_in < 0:
+            raise ValueError("burn_in must be non-negative")
         self.alpha = alpha
-        self.warmup = warmup
-        self._mean: torch.Tensor | None = None
-        self._var: torch.Tensor | None = None
+        self.burn_in = burn_in
+        self.mean: torch.Tensor | None = None
+        self.variance: torch.Tensor | None = None
+        self.emv: float | None = None  # mean(v_t), also during the burn-in
 
     def _criterion(self, obs: Observation) -> float | None:
         frame = obs.raw.double()
-        if self._mean is None:
-            self._mean = frame.clone()
-            self._var = torch.zeros_like(frame)
-            return None
-        d = frame - self._mean
-        self._mean += self.alpha * d
-        self._var = (1.0 - self.alpha) * (self._var + self.alpha * d * d)
-        return float(torch.mean(self._var)) if obs.iteration > self.warmup else None
+        if self.mean is None:
+            self.mean = frame.clone()
+            self.variance = torch.zeros_like(frame)
+        else:
+            d = frame - self.mean
+            self.mean = (self.mean + self.alpha * d).clamp_(0.0, 1.0)
+            self.variance = (1.0 - self.alpha) * (self.variance + self.alpha * d * d)
+        self.emv = float(torch.mean(self.variance))
+        return self.emv if obs.iteration > self.burn_in else None
 
 
 class DiscrepancyStopper(Stopper):
