@@ -24,7 +24,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,15 @@ def restore_page(task: PageTask) -> PageResult:
     except Exception as err:  # the isolation boundary: report it and let the batch go on
         return PageResult(task.item, task.page, None, None, one_line_error(err))
     return PageResult(task.item, task.page, np.asarray(info.image), info.to_dict())
+
+
+def _page_results(executor, tasks: Iterable[PageTask]) -> Iterator[PageResult]:
+    """Each task's :class:`PageResult` as the executor finishes it; a failure of the executor itself (a worker
+    that died, a lost Ray node) becomes that page's error."""
+    for task, outcome in executor.map_unordered(restore_page, tasks):
+        if isinstance(outcome, BaseException):
+            outcome = PageResult(task.item, task.page, None, None, one_line_error(outcome))
+        yield outcome
 
 
 @dataclass(frozen=True)
@@ -473,13 +482,12 @@ def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
 
     def finish(index: int) -> None:
         state = opened.pop(index)
-        errors = [r.error for r in state.results if r.error is not None]
-        if errors:
-            pages = len(state.results)
-            where = "" if pages == 1 else f"page {next(i for i, r in enumerate(state.results) if r.error) + 1} " \
-                                          f"of {pages}: "
-            settle(index, BatchRecord(str(state.item.source), str(state.output), "failed", pages,
-                                      error=where + errors[0]))
+        pages = len(state.results)
+        failed = [(number, r.error) for number, r in enumerate(state.results, start=1) if r.error is not None]
+        if failed:
+            number, error = failed[0]
+            where = "" if pages == 1 else f"page {number} of {pages}: "
+            settle(index, BatchRecord(str(state.item.source), str(state.output), "failed", pages, error=where + error))
             return
         records = [r.record for r in state.results]
         try:
@@ -493,13 +501,11 @@ def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         settle(index, BatchRecord.from_records(state.item, state.output, "done", records))
 
     try:
-        for task, outcome in executor.map_unordered(restore_page, tasks()):
-            if isinstance(outcome, BaseException):
-                outcome = PageResult(task.item, task.page, None, None, one_line_error(outcome))
-            state = opened[task.item]
-            state.results[task.page] = outcome
+        for result in _page_results(executor, tasks()):
+            state = opened[result.item]
+            state.results[result.page] = result
             if all(r is not None for r in state.results):
-                finish(task.item)
+                finish(result.item)
     finally:
         bar.close()
     if not settled:
@@ -536,11 +542,9 @@ def restore_arrays(images: Iterable[np.ndarray], settings: RunSettings | None = 
     bar = _Progress(len(images), progress)
     tasks = (PageTask(i, 0, np.asarray(image), settings) for i, image in enumerate(images))
     try:
-        for task, outcome in executor.map_unordered(restore_page, tasks):
-            if isinstance(outcome, BaseException):
-                outcome = PageResult(task.item, 0, None, None, one_line_error(outcome))
-            results[task.item] = outcome
-            bar.update("failed" if outcome.error else "done")
+        for result in _page_results(executor, tasks):
+            results[result.item] = result
+            bar.update("failed" if result.error else "done")
     finally:
         bar.close()
     return results
