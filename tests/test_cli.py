@@ -36,7 +36,8 @@ def small_network(monkeypatch):
         kwargs["config"] = fast if given is None else replace(
             fast, staging=fast.staging if given.staging == StagingConfig() else given.staging,
             train=replace(fast.train, max_iter=given.train.max_iter,
-                          net=replace(fast.train.net, padding_mode=given.train.net.padding_mode)))
+                          net=replace(fast.train.net, padding_mode=given.train.net.padding_mode)),
+            ensemble=given.ensemble)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cli_module, "denoise", denoise)
@@ -256,6 +257,7 @@ def test_paper_preset_fits_y_for_a_fixed_budget(tmp_path, noisy_png):
 @pytest.mark.parametrize("extra,message", [
     (["--preset", "fastest"], "unknown preset"), (["--tile", "big"], "--tile"), (["--tile", "4"], "tile must be"),
     (["--tile", "16", "--overlap", "4", "--plot", "p.png"], "tiles"),
+    (["--ensemble", "0"], "--ensemble"), (["--ensemble", "2", "--plot", "p.png"], "an ensemble has 2"),
 ])
 def test_bad_tiling_and_preset_options_write_nothing(tmp_path, noisy_png, capsys, extra, message):
     out = tmp_path / "out.png"
@@ -406,3 +408,13 @@ def test_batch_cli_output_folder_is_a_file(tmp_path, noisy_png, capsys):
     (tmp_path / "taken").write_text("x")
     assert main(["batch", str(noisy_png), "-o", str(tmp_path / "taken")]) == 2
     assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_denoise_ensemble_reports_every_member(tmp_path, noisy_png, capsys):
+    out, js = tmp_path / "out.png", tmp_path / "run.json"
+    assert main(["denoise", str(noisy_png), "-o", str(out), "--ensemble", "3", "--json", str(js),
+                 "--max-iter", "12"]) == 0
+    data = json.loads(js.read_text())
+    assert [m["sign"] for m in data["members"]] == [1, -1, 1] and data["config"]["ensemble"] == 3
+    assert data["iterations_run"] == sum(m["iterations_run"] for m in data["members"])
+    assert "ensemble of 3 runs in antithetic pairs" in capsys.readouterr().out

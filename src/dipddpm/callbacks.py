@@ -16,7 +16,8 @@ class ProgressBar:
     """tqdm bar showing the stage, the training loss and the deciding stopper's criterion.
 
     Shown only on a terminal (``disable=None`` lets tqdm decide) unless ``enabled`` is forced.
-    Call :meth:`close` when the run ends.
+    A new run (the next member of an ensemble, the next tile) starts a new bar. Call :meth:`close`
+    when the restoration ends.
 
     Parameters
     ----------
@@ -28,6 +29,7 @@ class ProgressBar:
         self.enabled = enabled
         self.description: str | None = None
         self._bar: tqdm | None = None
+        self._iteration = 0
 
     def start(self, description: str | None = None) -> None:
         """Begin a new bar (e.g. for the next tile) labelled ``description``."""
@@ -36,6 +38,9 @@ class ProgressBar:
 
     def __call__(self, info: StepInfo) -> None:
         """Advance the bar by one iteration."""
+        if info.iteration <= self._iteration:
+            self.close()
+        self._iteration = info.iteration
         if self._bar is None:
             disable = None if self.enabled is None else not self.enabled
             self._bar = tqdm(total=info.max_iter, unit="it", disable=disable, file=sys.stderr,
@@ -50,6 +55,7 @@ class ProgressBar:
 
     def close(self) -> None:
         """Remove the bar from the terminal."""
+        self._iteration = 0
         if self._bar is not None:
             self._bar.close()
             self._bar = None

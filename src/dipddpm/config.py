@@ -163,13 +163,20 @@ class DenoiserConfig:
     """Everything that defines a restoration run except the image, sigma and seed.
 
     ``low_noise`` (None: never) switches plain Gaussian denoising at low noise to a faster optimiser;
-    :meth:`train_for` gives the training settings a run with a given sigma uses.
+    :meth:`train_for` gives the training settings a run with a given sigma uses. ``ensemble`` is the
+    number of runs averaged (:mod:`dipddpm.ensemble`: antithetic pairs ``z``, ``-z``, each run with its
+    own initialisation and its own stop); 1 is a single run.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
     staging: StagingConfig = field(default_factory=StagingConfig)
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     low_noise: LowNoiseOptimiser | None = field(default_factory=LowNoiseOptimiser)
+    ensemble: int = 1
+
+    def __post_init__(self):
+        if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise ValueError(f"ensemble must be a whole number of runs >= 1, got {self.ensemble!r}")
 
     def train_for(self, sigma: float | None) -> TrainConfig:
         """The training settings of a Gaussian denoising run at noise level ``sigma`` (see ``low_noise``)."""

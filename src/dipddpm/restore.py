@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,6 +30,7 @@ from .curriculum import (
     timestep_stages,
 )
 from .engine import StepInfo, run
+from .ensemble import Member, ensemble_mse, ensemble_mse_uncertainty, plan_members
 from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
@@ -50,7 +51,8 @@ from .stopping import (
 )
 
 __all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
-           "draw_holdout", "draw_noise", "noise_level", "resolve_device", "resolve_stopper", "restore_tensor"]
+           "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level", "resolve_device",
+           "resolve_stopper", "restore_tensor"]
 
 STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "auto"
@@ -256,7 +258,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     callbacks : sequence of callables
         Called with a :class:`~dipddpm.engine.StepInfo` after each iteration.
     noise : torch.Tensor, optional
-        The fixed ``z`` (drawn from ``seed`` when None); e.g. ``-z`` for the antithetic twin.
+        The fixed ``z`` (drawn from ``seed`` when None); e.g. ``-z`` for the antithetic twin. For an
+        ensemble, the ``z`` of its first pair.
     physics : Operator, optional
         The forward operator ``A`` (None: identity, i.e. denoising); the restored image has the
         shape of ``A^T y``.
@@ -270,7 +273,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     Returns
     -------
     Restoration
-        With ``image`` a ``(1, C, H, W)`` tensor.
+        With ``image`` a ``(1, C, H, W)`` tensor. With ``config.ensemble = K > 1``, the average of K
+        runs (:func:`ensemble_members`, :func:`combine_members`), each member described in ``Restoration.members``.
     """
     start = time.perf_counter()
     config = config or DenoiserConfig()
@@ -280,6 +284,11 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         raise InputError(f"expected a (1, C, H, W) tensor, got shape {tuple(observation.shape)}")
     if not torch.isfinite(observation).all():
         raise InputError("the image has NaN or infinite values")
+    if config.ensemble > 1:
+        members = list(ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
+                                        watch=watch, reference=reference, callbacks=callbacks, physics=physics,
+                                        noise_model=noise_model, photons=photons))
+        return replace(combine_members(members, reference, seed), seconds=time.perf_counter() - start)
     for name in [stopper, *watch]:
         check_stopper_name(name)
     if reference is None and "oracle" in (stopper, *watch):
@@ -351,6 +360,128 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
         outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
         noise=noise_name, physics=describe(physics))
+
+
+def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    return torch.stack(list(tensors)).mean(dim=0)
+
+
+def _member_summary(member: Member, result: Restoration) -> dict:
+    out = {"index": member.index, "seed": member.seed, "pair": member.pair, "sign": member.sign,
+           "stop_iteration": result.stop_iteration, "stopped_by": result.stopped_by,
+           "iterations_run": result.iterations_run, "estimated_psnr": result.estimated_psnr,
+           "seconds": result.seconds}
+    if result.evaluation is not None:
+        out.update({key: result.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
+    return out
+
+
+def _ensemble_estimate(plan: Sequence[Member], results: Sequence[Restoration]) -> tuple[float | None, tuple | None]:
+    """The PSNR estimate of the members' average and its ~95% range (:mod:`dipddpm.ensemble`)."""
+    summaries = [r.stoppers.get("recorruption") for r in results]
+    if any(s is None or s.get("offset") is None for s in summaries):
+        return None, None
+    mse = ensemble_mse([s["validation_mse"] - s["offset"] for s in summaries],
+                       [r.outputs["recorruption"] for r in results])
+    spread = 2 * ensemble_mse_uncertainty(plan, [s["noise_cross_sd"] for s in summaries],
+                                          [s["sigma_sd"] for s in summaries])
+
+    def psnr_of(value: float) -> float | None:
+        return -10.0 * math.log10(value) if value > 0 else None
+
+    return psnr_of(mse), (psnr_of(mse + spread), psnr_of(mse - spread))
+
+
+def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig, seed: int = 0,
+                     noise: torch.Tensor | None = None, **run_args) -> Iterator[tuple[Member, Restoration]]:
+    """Run the ``config.ensemble`` members of an ensemble one after another (:func:`dipddpm.ensemble.plan_members`).
+
+    Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
+    and its own stop; sigma, when it is estimated, is estimated once (and the members' results say so).
+
+    Parameters
+    ----------
+    observation, sigma, config, seed
+        As for :func:`restore_tensor`.
+    noise : torch.Tensor, optional
+        The ``z`` of the first pair (drawn from ``seed`` when None: member 0 is the single run).
+    **run_args
+        The other keyword arguments of :func:`restore_tensor`, passed to every member.
+
+    Yields
+    ------
+    (Member, Restoration)
+    """
+    physics = run_args.get("physics") or Identity()
+    photons = run_args.get("photons")
+    estimated = (sigma is None and photons is None and isinstance(physics, Identity)
+                 and get_noise_model(run_args.get("noise_model", "gaussian")).name == "gaussian")
+    if estimated:
+        sigma = noise_level(observation, None, True)[0]
+    plan = plan_members(config.ensemble, seed)
+    first_z = draw_noise(observation.shape, seed) if noise is None else noise
+    member_config = replace(config, ensemble=1)
+    for member in plan:
+        pair_z = first_z if member.pair == 0 else draw_noise(observation.shape, plan[2 * member.pair].seed)
+        result = restore_tensor(observation, sigma, config=member_config, seed=member.seed,
+                                noise=member.sign * pair_z, **run_args)
+        yield member, replace(result, sigma_source="estimated") if estimated else result
+
+
+def combine_members(members: Sequence[tuple[Member, Restoration]], reference: torch.Tensor | None = None,
+                    seed: int | None = None) -> Restoration:
+    """The ensemble's result from its members' (:func:`ensemble_members`): their average.
+
+    The image and every stopper's output are the members' averages; the PSNR estimate is
+    :func:`dipddpm.ensemble.ensemble_mse` of the members' recorruption estimates, with
+    :func:`dipddpm.ensemble.ensemble_mse_uncertainty`; ``stop_iteration`` is the latest member's,
+    ``iterations_run`` and the training seconds add up; ``history``, ``stage_starts`` and ``events``
+    are member 0's. With ``reference`` (EVALUATION ONLY), the oracle is the average of every member's
+    own oracle iterate.
+
+    Parameters
+    ----------
+    members : sequence of (Member, Restoration)
+        Any prefix of an ensemble's members (e.g. the first 2 of 4 are the ensemble of 2).
+    reference : torch.Tensor, optional
+        The clean image the members were scored against.
+    seed : int, optional
+        The ensemble's seed (default: member 0's).
+
+    Returns
+    -------
+    Restoration
+    """
+    plan = [m for m, _ in members]
+    results = [r for _, r in members]
+    first = results[0]
+    image = _average([r.image for r in results])
+    names = [name for name in first.outputs if all(name in r.outputs for r in results)]
+    outputs = {name: _average([r.outputs[name] for r in results]) for name in names}
+    stoppers = {}
+    for name in first.stoppers:
+        summaries = [r.stoppers[name] for r in results]
+        fired = [m["fired_at"] for m in summaries]
+        stoppers[name] = {"fired_at": None if None in fired else max(fired),
+                          "best_iteration": max(m["best_iteration"] or 0 for m in summaries), "members": summaries}
+    evaluation = None
+    if reference is not None:
+        for name in stoppers:
+            stoppers[name]["ref_psnr"] = tensor_psnr(outputs[name], reference) if name in outputs else None
+        evaluation = {**first.evaluation, "ref_psnr": tensor_psnr(image, reference),
+                      "oracle_psnr": tensor_psnr(outputs["oracle"], reference),
+                      "oracle_iteration": max(r.evaluation["oracle_iteration"] for r in results),
+                      "oracle_note": "the average of every member's own oracle iterate",
+                      "stoppers": {name: stoppers[name]["ref_psnr"] for name in stoppers}}
+    estimate, estimate_range = _ensemble_estimate(plan, results) if first.estimated_psnr is not None else (None,
+                                                                                                          None)
+    stopped_by = "max-iter" if any(r.stopped_by == "max-iter" for r in results) else first.stopped_by
+    return replace(first, image=image, stop_iteration=max(r.stop_iteration for r in results), stopped_by=stopped_by,
+                   iterations_run=sum(r.iterations_run for r in results), estimated_psnr=estimate,
+                   estimated_psnr_range=estimate_range, seed=first.seed if seed is None else seed,
+                   seconds=sum(r.seconds for r in results), seconds_training=sum(r.seconds_training for r in results),
+                   stoppers=stoppers, evaluation=evaluation, config={**first.config, "ensemble": len(results)},
+                   outputs=outputs, members=[_member_summary(m, r) for m, r in members])
 
 
 class DIPDenoiser(nn.Module):

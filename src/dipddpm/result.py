@@ -107,6 +107,11 @@ class Restoration:
         The noise model (:data:`dipddpm.noise_models.NOISE_MODELS`).
     physics : str
         The forward operator, described (:func:`dipddpm.physics.describe`).
+    members : list of dict
+        For an ensemble (:mod:`dipddpm.ensemble`), one entry per run averaged: ``index``, ``seed``,
+        ``pair``, ``sign``, ``stop_iteration``, ``stopped_by``, ``iterations_run``, ``estimated_psnr``,
+        ``seconds`` (and with a reference ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``); empty
+        for a single run.
     """
 
     image: Any
@@ -133,6 +138,7 @@ class Restoration:
     versions: dict = field(default_factory=versions)
     noise: str = "gaussian"
     physics: str = "identity"
+    members: list = field(default_factory=list)
 
     def describe_estimate(self) -> str:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"``."""
@@ -164,6 +170,8 @@ class Restoration:
             "stage_starts": self.stage_starts, "stage_scales": self.stage_scales, "events": self.events,
             "stoppers": self.stoppers,
         }
+        if self.members:
+            out["members"] = self.members
         if self.evaluation is not None:
             out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
             out["evaluation"] = self.evaluation

@@ -351,22 +351,35 @@ class RecorruptionStopper(_FinalStageMinimum):
         return estimated_psnr(self.best_value, self.offset) if self.best_output is not None else None
 
     @property
-    def offset_uncertainty(self) -> float | None:
-        """Standard deviation of the offset's error, from two sources.
-
-        The unknown cross term ``2 (sigma/a) mean(n z)`` has standard deviation
-        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``; an error ``r`` in ``sigma`` moves the noise
-        energy ``s_e^2`` by about ``2 r s_e^2``. The two add in quadrature. Small ``a`` makes the
-        first large: the stop is unaffected (the offset is constant over iterations), but the
-        PSNR estimate becomes loose.
-        """
+    def noise_cross_sd(self) -> float | None:
+        """Standard deviation of the unknown cross term ``2 (sigma/a) mean(n z)`` of the offset:
+        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``."""
         offset = self.offset
         if offset is None:
             return None
         z_energy = _z_energy(self.noise, self.weights)
-        energy = offset - (self.sigma / self.ratio) ** 2 * z_energy
-        cross = 2 * (self.sigma / self.ratio) * math.sqrt(max(energy, 0.0) * z_energy / self._count)
-        return math.hypot(cross, 2 * self.sigma_rel_error * energy)
+        return 2 * (self.sigma / self.ratio) * math.sqrt(max(self._noise_energy(), 0.0) * z_energy / self._count)
+
+    @property
+    def sigma_sd(self) -> float | None:
+        """Standard deviation of the offset's error from the sigma error: an error ``r`` (relative) moves
+        the noise energy ``s_e^2`` by about ``2 r s_e^2``."""
+        return None if self.offset is None else 2 * self.sigma_rel_error * self._noise_energy()
+
+    def _noise_energy(self) -> float:
+        """``s_e^2``: the offset less the validation noise's known part ``(sigma/a)^2 mean(z^2)``."""
+        return self.offset - (self.sigma / self.ratio) ** 2 * _z_energy(self.noise, self.weights)
+
+    @property
+    def offset_uncertainty(self) -> float | None:
+        """Standard deviation of the offset's error: :attr:`noise_cross_sd` and :attr:`sigma_sd` in quadrature.
+
+        Small ``a`` makes the cross term large: the stop is unaffected (the offset is constant over
+        iterations), but the PSNR estimate becomes loose.
+        """
+        if self.offset is None:
+            return None
+        return math.hypot(self.noise_cross_sd, self.sigma_sd)
 
     @property
     def estimated_psnr_range(self) -> tuple[float | None, float | None] | None:
@@ -380,7 +393,8 @@ class RecorruptionStopper(_FinalStageMinimum):
     def summary(self) -> dict:
         return {**super().summary(), "estimated_psnr": self.estimated_psnr,
                 "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
-                "offset": self.offset, "offset_uncertainty": self.offset_uncertainty}
+                "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
+                "noise_cross_sd": self.noise_cross_sd, "sigma_sd": self.sigma_sd}
 
 
 class WindowedVarianceStopper(_MinimumWithPatience):

@@ -1,0 +1,188 @@
+"""Ensembles (issue 13): PSNR, SSIM, stop gap and the PSNR estimate against the number of members K.
+
+For each noisy crop the package runs the members of a ``K``-member ensemble one by one
+(:func:`dipddpm.restore.ensemble_members`, the default settings, σ estimated) and scores every prefix
+of 1, 2, 4, … members with :func:`dipddpm.restore.combine_members` — the ensemble of the first ``k``
+members is exactly what ``DenoiserConfig(ensemble=k)`` returns, so one ``K = 4`` run gives the
+``K = 1, 2, 4`` rows. Member 0 is the single default run.
+
+Per prefix: the auto-stopped PSNR and SSIM of the average, the average of the members' own oracle
+iterates (best true PSNR of each run up to its stop; evaluation only) and the gap between the two,
+the iterations and seconds summed over the members, and the self-estimated PSNR with its range. Per
+member (``members``), the pieces of its recorruption estimate (validation error, offset, the standard
+deviations of the cross term and of the σ term) next to their true values, computed with the clean
+image for evaluation only: the true error, the noise energy ``mean(n²)`` and the cross term
+``-2 s (σ/a) mean(n z)`` — for the analysis of the estimate (issue 15, part 3). ``--bm3d`` adds CBM3D
+with the true σ. Rows are appended as they finish; ``--resume`` skips the (image, σ) already done.
+
+Usage:
+    python benchmarks/ensemble.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 15,25,50]
+        [--seed 0] [--members 4] [--threads 2] [--bm3d] --out FILE.jsonl [--resume]
+    python benchmarks/ensemble.py --report FILE.jsonl [FILE.jsonl ...]
+"""
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
+from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.report import read_records
+from dipddpm.bench.scripts import script_meta
+from dipddpm.config import DenoiserConfig
+from dipddpm.metrics import psnr, ssim
+from dipddpm.restore import combine_members, draw_noise, ensemble_members
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor[0].permute(1, 2, 0).double().cpu().numpy()
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
+
+
+def member_row(member, result, y: torch.Tensor, x: torch.Tensor, seed: int, plan_z: dict) -> dict:
+    """One member's stop and the pieces of its PSNR estimate beside their true values (evaluation only)."""
+    summary = result.stoppers["recorruption"]
+    sigma, a = result.sigma_used, result.config["staging"]["ratio"]
+    z = member.sign * plan_z[member.pair]
+    n = (y - x).double()
+    return {"index": member.index, "seed": member.seed, "pair": member.pair, "sign": member.sign,
+            "stop_iteration": result.stop_iteration, "iterations_run": result.iterations_run,
+            "seconds": result.seconds, "ref_psnr": result.evaluation["ref_psnr"],
+            "oracle_psnr": result.evaluation["oracle_psnr"], "oracle_iteration": result.evaluation["oracle_iteration"],
+            "estimated_psnr": result.estimated_psnr,
+            "validation_mse": summary["validation_mse"], "offset": summary["offset"],
+            "noise_cross_sd": summary["noise_cross_sd"], "sigma_sd": summary["sigma_sd"],
+            "true_mse": float(((result.image.double() - x.double()) ** 2).mean()),
+            "true_noise_energy": float((n ** 2).mean()),
+            "true_cross": float(-2 * (sigma / a) * (n * z.double()).mean())}
+
+
+def prefix_sizes(members: int) -> list[int]:
+    """1, 2, 4, … up to ``members``, and ``members`` itself."""
+    sizes, k = [], 1
+    while k < members:
+        sizes.append(k)
+        k *= 2
+    return sizes + [members]
+
+
+def measure(args) -> None:
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = set()
+    if args.resume and out.exists():
+        done = {(r["image"], r["sigma"], r["seed"]) for r in read_records(out) if "image" in r}
+    elif out.exists():
+        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    torch.set_num_threads(args.threads)
+    with out.open("a") as f:
+        f.write(json.dumps({"meta": script_meta("benchmarks/ensemble.py")}) + "\n")
+    config = replace(DenoiserConfig(), ensemble=args.members)
+    for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
+        name = f"{path.parent.name}/{path.stem}"
+        clean = load_clean(path, args.crop)
+        for sigma255 in args.sigma:
+            if (name, sigma255, args.seed) in done:
+                continue
+            noisy = make_noisy(clean, name, sigma255, args.seed)
+            y, x = _tensor(noisy), _tensor(clean)
+            members = list(ensemble_members(y, None, config=config, seed=args.seed, reference=x))
+            plan_z = {m.pair: draw_noise(y.shape, m.seed) for m, _ in members if m.sign == 1}
+            rows = [member_row(m, r, y, x, args.seed, plan_z) for m, r in members]
+            base = {"image": name, "sigma": sigma255, "seed": args.seed, "crop": args.crop,
+                    "sigma_used": members[0][1].sigma_used}
+            with out.open("a") as f:
+                for k in prefix_sizes(args.members):
+                    result = combine_members(members[:k], x)
+                    image = _numpy(result.image)
+                    row = {**base, "method": "ours", "members_used": k, "psnr": psnr(image, clean),
+                           "ssim": ssim(image, clean, channel_axis=-1), "oracle_psnr": result.evaluation["oracle_psnr"],
+                           "estimated_psnr": result.estimated_psnr,
+                           "estimated_psnr_range": result.estimated_psnr_range,
+                           "iterations_run": result.iterations_run, "seconds": result.seconds,
+                           "stops": [m["stop_iteration"] for m in result.members or [{"stop_iteration":
+                                                                                     result.stop_iteration}]]}
+                    if k == args.members:
+                        row["members"] = rows
+                    f.write(json.dumps(row) + "\n")
+                    print(f"{name} σ={sigma255:g} K={k}: {row['psnr']:.2f} dB (members' oracles averaged "
+                          f"{row['oracle_psnr']:.2f}), estimate {row['estimated_psnr'] or float('nan'):.2f}, "
+                          f"{row['seconds']:.0f} s", flush=True)
+                if args.bm3d and bm3d_available():
+                    start = time.perf_counter()
+                    image = np.clip(bm3d_denoise(noisy, sigma255 / 255, -1), 0, 1)
+                    f.write(json.dumps({**base, "method": "cbm3d", "psnr": psnr(image, clean),
+                                        "ssim": ssim(image, clean, channel_axis=-1),
+                                        "seconds": time.perf_counter() - start}) + "\n")
+
+
+def report(paths: list[Path]) -> str:
+    rows = [r for path in paths for r in read_records(path) if "image" in r]
+    cbm3d = {(r["image"], r["sigma"], r["seed"]): r for r in rows if r["method"] == "cbm3d"}
+    single = {(r["image"], r["sigma"], r["seed"]): r for r in rows if r["method"] == "ours" and r["members_used"] == 1}
+    groups: dict = {}
+    for r in rows:
+        if r["method"] == "ours":
+            groups.setdefault((r["sigma"], r["members_used"]), []).append(r)
+    lines = ["| σ | K | n | PSNR | SSIM | − single run: mean [min, max] | − CBM3D (σ given) | members' oracles "
+             "averaged | stop gap median / max | seconds (median) | estimate − true: median abs / max abs | "
+             "true inside range |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (sigma, k), rs in sorted(groups.items()):
+        key = [(r["image"], r["sigma"], r["seed"]) for r in rs]
+        gain = [r["psnr"] - single[q]["psnr"] for r, q in zip(rs, key, strict=True) if q in single]
+        vs_bm3d = [r["psnr"] - cbm3d[q]["psnr"] for r, q in zip(rs, key, strict=True) if q in cbm3d]
+        gaps = [r["oracle_psnr"] - r["psnr"] for r in rs]
+        errors = [r["estimated_psnr"] - r["psnr"] for r in rs if r["estimated_psnr"] is not None]
+        inside = [lo is not None and lo <= r["psnr"] and (hi is None or r["psnr"] <= hi)
+                  for r in rs for lo, hi in [r["estimated_psnr_range"] or (None, None)]]
+        lines.append(
+            f"| {sigma:g} | {k} | {len(rs)} | {statistics.mean(r['psnr'] for r in rs):.2f} | "
+            f"{statistics.mean(r['ssim'] for r in rs):.4f} | "
+            + (f"{statistics.mean(gain):+.2f} [{min(gain):+.2f}, {max(gain):+.2f}]" if gain else "") + " | "
+            + (f"{statistics.mean(vs_bm3d):+.2f}" if vs_bm3d else "") + " | "
+            f"{statistics.mean(r['oracle_psnr'] for r in rs):.2f} | {statistics.median(gaps):.2f} / {max(gaps):.2f} | "
+            f"{statistics.median(r['seconds'] for r in rs):.0f} | "
+            + (f"{statistics.median(abs(e) for e in errors):.2f} / {max(abs(e) for e in errors):.2f}"
+               if errors else "–") + f" | {sum(inside)}/{len(inside)} |")
+    bm3d_rows = {}
+    for r in cbm3d.values():
+        bm3d_rows.setdefault(r["sigma"], []).append(r)
+    for sigma, rs in sorted(bm3d_rows.items()):
+        lines.append(f"| {sigma:g} | CBM3D | {len(rs)} | {statistics.mean(r['psnr'] for r in rs):.2f} | "
+                     f"{statistics.mean(r['ssim'] for r in rs):.4f} | | | | | "
+                     f"{statistics.median(r['seconds'] for r in rs):.1f} | | |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", action="append", default=[])
+    parser.add_argument("--limit", type=int, default=4)
+    parser.add_argument("--crop", type=int, default=128)
+    parser.add_argument("--sigma", default="15,25,50")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--members", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--bm3d", action="store_true")
+    parser.add_argument("--out")
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--report", nargs="+", type=Path)
+    args = parser.parse_args()
+    if args.report:
+        print(report(args.report))
+        return
+    args.sigma = [float(s) for s in args.sigma.split(",")]
+    measure(args)
+
+
+if __name__ == "__main__":
+    main()
