@@ -13,11 +13,12 @@ member (``members``), the pieces of its recorruption estimate (validation error,
 deviations of the cross term and of the σ term) next to their true values, computed with the clean
 image for evaluation only: the true error, the noise energy ``mean(n²)`` and the cross term
 ``-2 s (σ/a) mean(n z)`` — for the analysis of the estimate (issue 15, part 3). ``--bm3d`` adds CBM3D
-with the true σ. Rows are appended as they finish; ``--resume`` skips the (image, σ) already done.
+with the true σ; ``--save-outputs DIR`` keeps each crop's noisy, clean and member images (``.npz``) for offline
+analysis. Rows are appended as they finish; ``--resume`` skips the (image, σ) already done.
 
 Usage:
     python benchmarks/ensemble.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 15,25,50]
-        [--seed 0] [--members 4] [--threads 2] [--bm3d] --out FILE.jsonl [--resume]
+        [--seed 0] [--members 4] [--threads 2] [--bm3d] [--save-outputs DIR] --out FILE.jsonl [--resume]
     python benchmarks/ensemble.py --report FILE.jsonl [FILE.jsonl ...]
 """
 
@@ -98,6 +99,12 @@ def measure(args) -> None:
             members = list(ensemble_members(y, None, config=config, seed=args.seed, reference=x))
             plan_z = {m.pair: draw_noise(y.shape, m.seed) for m, _ in members if m.sign == 1}
             rows = [member_row(m, r, y, x, args.seed, plan_z) for m, r in members]
+            if args.save_outputs:
+                folder = Path(args.save_outputs)
+                folder.mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(folder / f"{name.replace('/', '-')}-s{sigma255:g}-seed{args.seed}.npz",
+                                    noisy=noisy.astype(np.float32), clean=clean.astype(np.float32),
+                                    members=np.stack([_numpy(r.image) for _, r in members]).astype(np.float32))
             base = {"image": name, "sigma": sigma255, "seed": args.seed, "crop": args.crop,
                     "sigma_used": members[0][1].sigma_used}
             with out.open("a") as f:
@@ -173,6 +180,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bm3d", action="store_true")
+    parser.add_argument("--save-outputs", help="Folder for each crop's noisy, clean and member images (npz).")
     parser.add_argument("--out")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report", nargs="+", type=Path)

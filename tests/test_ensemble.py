@@ -54,10 +54,13 @@ def test_in_a_pair_the_unknown_cross_term_cancels(rng):
 
 def test_uncertainty_keeps_only_the_unpaired_cross_terms():
     plan = plan_members(3, seed=0)
-    assert ensemble_mse_uncertainty(plan[:2], [1.0, 1.0], [0.0, 0.0]) == 0.0
-    assert ensemble_mse_uncertainty(plan, [1.0, 1.0, 3.0], [0.0, 0.0, 0.0]) == pytest.approx(1.0)
-    assert ensemble_mse_uncertainty(plan[:1], [0.0], [0.5]) == pytest.approx(0.5)
-    assert ensemble_mse_uncertainty(plan, [0.0] * 3, [0.3, 0.3, 0.6]) == pytest.approx(0.4)  # sigma terms: one error
+    zeros = [0.0] * 3
+    assert ensemble_mse_uncertainty(plan[:2], [1.0, 1.0], *[zeros[:2]] * 3) == 0.0
+    assert ensemble_mse_uncertainty(plan, [1.0, 1.0, 3.0], zeros, zeros, zeros) == pytest.approx(1.0)
+    assert ensemble_mse_uncertainty(plan[:1], [0.0], [0.0], [0.0], [0.5]) == pytest.approx(0.5)
+    # the shared terms are one error each: they average, they do not shrink by sqrt(K)
+    assert ensemble_mse_uncertainty(plan, zeros, [0.3, 0.3, 0.6], zeros, zeros) == pytest.approx(0.4)
+    assert ensemble_mse_uncertainty(plan, zeros, [0.3] * 3, [0.4] * 3, zeros) == pytest.approx(0.5)
 
 
 def _noisy(sigma=0.1, seed=0):

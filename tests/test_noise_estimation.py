@@ -162,3 +162,18 @@ def test_bad_weak_texture_options_raise_input_error():
         estimate_sigma_weak_texture(image, confidence=1.0)
     with pytest.raises(InputError):
         estimate_sigma_weak_texture(image, spectrum="largest")
+
+
+def test_clipped_moments_and_their_inverse_match_simulated_clipping(rng):
+    from dipddpm.noise import clipped_mean_inverse, clipped_noise_moments
+
+    sigma = 0.2
+    x = np.array([0.0, 0.03, 0.1, 0.5, 0.9, 1.0])
+    draws = np.clip(x[:, None] + sigma * rng.standard_normal((x.size, 200_000)), 0, 1) - x[:, None]
+    mean, second = clipped_noise_moments(x, sigma)
+    tolerance = 4 * sigma / np.sqrt(200_000)  # four standard errors of a mean of 200 000 draws
+    np.testing.assert_allclose(mean, draws.mean(axis=1), atol=tolerance)
+    np.testing.assert_allclose(second, (draws ** 2).mean(axis=1), atol=4 * sigma ** 2 * np.sqrt(2 / 200_000))
+    assert mean[3] == pytest.approx(0.0, abs=1e-6) and mean[0] > 0 > mean[-1]  # clipping pulls towards the middle
+    np.testing.assert_allclose(clipped_mean_inverse(x + mean, sigma), x, atol=1e-4)
+    assert clipped_mean_inverse(np.array([0.0, 1.0]), sigma).tolist() == [0.0, 1.0]  # beyond m(0) and m(1)

@@ -97,25 +97,28 @@ def ensemble_mse(member_mse: Sequence[float], images: Sequence[torch.Tensor]) ->
     return float(np.mean(member_mse)) - spread
 
 
-def ensemble_mse_uncertainty(plan: Sequence[Member], noise_cross_sd: Sequence[float],
-                             sigma_sd: Sequence[float]) -> float:
+def ensemble_mse_uncertainty(plan: Sequence[Member], noise_cross_sd: Sequence[float], error_cross_sd: Sequence[float],
+                             energy_sd: Sequence[float], sigma_sd: Sequence[float]) -> float:
     """Standard deviation of :func:`ensemble_mse` built from the members' recorruption estimates.
 
-    A member's estimate ``v_i - offset_i`` has two error sources (see
-    :attr:`dipddpm.stopping.RecorruptionStopper.offset_uncertainty`): the unknown cross term
-    ``-2 s_i (sigma/a) mean(n z_p)`` (``s_i`` the member's sign), and the sigma error, which moves
-    every member's offset the same way. In a complete antithetic pair the cross terms are equal and
-    opposite and cancel exactly; the pairs' ``z_p`` are independent, so the unpaired members' terms
-    add in quadrature. The sigma terms add linearly (they are one error):
+    A member's estimate ``v_i - offset_i`` has four error terms (see
+    :attr:`dipddpm.stopping.RecorruptionStopper.offset_uncertainty`). The cross term
+    ``-2 s_i (sigma/a) mean(n z_p)`` (``s_i`` the member's sign) is equal and opposite in a complete
+    antithetic pair and cancels exactly; the pairs' ``z_p`` are independent, so the unpaired members'
+    terms add in quadrature. The error-noise term, the noise energy's fluctuation and the sigma error
+    are taken as one error shared by all members (added linearly: the energy and sigma terms are the
+    same ``n`` and sigma for every member; the error-noise terms are correlated through the shared
+    ``n``, and adding them linearly is the cautious choice):
 
-    ``sd = sqrt( sum_{i unpaired} c_i^2 / K^2 + (mean_i r_i)^2 )``.
+    ``sd = sqrt( sum_{i unpaired} c_i^2 / K^2 + mean(g_i)^2 + mean(f_i)^2 + mean(r_i)^2 )``.
 
     Parameters
     ----------
     plan : sequence of Member
         The members, as from :func:`plan_members`.
-    noise_cross_sd, sigma_sd : sequence of float
-        Per member: the standard deviations of the cross term (``c_i``) and of the sigma term (``r_i``).
+    noise_cross_sd, error_cross_sd, energy_sd, sigma_sd : sequence of float
+        Per member: the standard deviations of the cross term (``c_i``), the error-noise term (``g_i``),
+        the noise energy (``f_i``) and the sigma term (``r_i``).
 
     Returns
     -------
@@ -127,4 +130,5 @@ def ensemble_mse_uncertainty(plan: Sequence[Member], noise_cross_sd: Sequence[fl
         pairs.setdefault(member.pair, []).append(member.sign)
     unpaired = [c for member, c in zip(plan, noise_cross_sd, strict=True) if sorted(pairs[member.pair]) != [-1, 1]]
     cross = math.sqrt(sum(c * c for c in unpaired)) / count
-    return math.hypot(cross, float(np.mean(sigma_sd)))
+    shared = [float(np.mean(values)) for values in (error_cross_sd, energy_sd, sigma_sd)]
+    return math.sqrt(cross ** 2 + sum(value ** 2 for value in shared))

@@ -10,9 +10,9 @@ from scipy.special import gammaincinv, ndtr
 
 from .errors import InputError
 
-__all__ = ["add_gaussian_noise", "clipped_noise_moments", "estimate_sigma", "estimate_sigma_pca",
-           "estimate_sigma_weak_texture", "estimate_sigma_wavelet", "pca_noise_variance", "SIGMA_METHODS",
-           "SIGMA_ESTIMATE_REL_ERROR"]
+__all__ = ["add_gaussian_noise", "clipped_mean_inverse", "clipped_noise_moments", "estimate_sigma",
+           "estimate_sigma_pca", "estimate_sigma_weak_texture", "estimate_sigma_wavelet", "pca_noise_variance",
+           "SIGMA_METHODS", "SIGMA_ESTIMATE_REL_ERROR"]
 
 SIGMA_METHODS = ("wavelet", "pca", "weak-texture")
 """Values of ``method`` accepted by :func:`estimate_sigma`."""
@@ -95,6 +95,34 @@ def clipped_noise_moments(x: np.ndarray, sigma: float) -> tuple[np.ndarray, np.n
     mean = -x * cdf_a + (1.0 - x) * (1.0 - cdf_b) + sigma * (pdf_a - pdf_b)
     second = x * x * cdf_a + (1.0 - x) ** 2 * (1.0 - cdf_b) + sigma**2 * (cdf_b - cdf_a - b * pdf_b + a * pdf_a)
     return mean, second
+
+
+def clipped_mean_inverse(values: np.ndarray, sigma: float, points: int = 4097) -> np.ndarray:
+    """The clean value whose clipped noisy version has mean ``values``: the inverse of ``m(x) = E clip(x + sigma n)``.
+
+    ``m(x) = x + E e(x)`` with ``E e`` from :func:`clipped_noise_moments`; ``m`` increases strictly from
+    ``m(0) > 0`` to ``m(1) < 1``, so a fit of clipped data (which estimates ``m(x)``, not ``x``) is mapped
+    back to ``x`` by ``m^{-1}``, tabulated on ``points`` values of ``x`` and interpolated linearly. Values
+    below ``m(0)`` map to 0 and above ``m(1)`` to 1 (Foi, "Clipped noisy images: heteroskedastic modeling and
+    practical denoising", Signal Processing 2009, applies this after denoising).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Estimates of ``E clip(x + sigma n, 0, 1)``.
+    sigma : float
+        Noise standard deviation before clipping, > 0.
+    points : int
+        Size of the table.
+
+    Returns
+    -------
+    numpy.ndarray
+        Estimates of ``x``, in [0, 1], the shape of ``values``.
+    """
+    grid = np.linspace(0.0, 1.0, points)
+    means = grid + clipped_noise_moments(grid, sigma)[0]
+    return np.interp(np.asarray(values, dtype=np.float64), means, grid)
 
 
 def _clipped_std_ratio(x: np.ndarray, sigma: float) -> np.ndarray:

@@ -383,8 +383,8 @@ def _ensemble_estimate(plan: Sequence[Member], results: Sequence[Restoration]) -
         return None, None
     mse = ensemble_mse([s["validation_mse"] - s["offset"] for s in summaries],
                        [r.outputs["recorruption"] for r in results])
-    spread = 2 * ensemble_mse_uncertainty(plan, [s["noise_cross_sd"] for s in summaries],
-                                          [s["sigma_sd"] for s in summaries])
+    spread = 2 * ensemble_mse_uncertainty(plan, *([s[key] for s in summaries] for key in (
+        "noise_cross_sd", "error_cross_sd", "energy_sd", "sigma_sd")))
 
     def psnr_of(value: float) -> float | None:
         return -10.0 * math.log10(value) if value > 0 else None
@@ -397,7 +397,7 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     """Run the ``config.ensemble`` members of an ensemble one after another (:func:`dipddpm.ensemble.plan_members`).
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
-    and its own stop; sigma, when it is estimated, is estimated once (and the members' results say so).
+    and its own stop (sigma, when it is estimated, is estimated by each run: the same value).
 
     Parameters
     ----------
@@ -412,12 +412,6 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     ------
     (Member, Restoration)
     """
-    physics = run_args.get("physics") or Identity()
-    photons = run_args.get("photons")
-    estimated = (sigma is None and photons is None and isinstance(physics, Identity)
-                 and get_noise_model(run_args.get("noise_model", "gaussian")).name == "gaussian")
-    if estimated:
-        sigma = noise_level(observation, None, True)[0]
     plan = plan_members(config.ensemble, seed)
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     member_config = replace(config, ensemble=1)
@@ -425,7 +419,7 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
         pair_z = first_z if member.pair == 0 else draw_noise(observation.shape, plan[2 * member.pair].seed)
         result = restore_tensor(observation, sigma, config=member_config, seed=member.seed,
                                 noise=member.sign * pair_z, **run_args)
-        yield member, replace(result, sigma_source="estimated") if estimated else result
+        yield member, result
 
 
 def combine_members(members: Sequence[tuple[Member, Restoration]], reference: torch.Tensor | None = None,

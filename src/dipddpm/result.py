@@ -57,13 +57,14 @@ class Restoration:
         The restored image (numpy, the input's shape, for :func:`dipddpm.denoise`; a tensor for
         the torch restorer).
     stop_iteration : int
-        Iteration of the returned iterate.
+        Iteration of the returned iterate (an ensemble: the latest of its members').
     stopper : str
         The stopper that chose it.
     stopped_by : str
-        The stopper's name if it fired, ``"max-iter"`` if the iteration budget ended the run.
+        The stopper's name if it fired, ``"max-iter"`` if the iteration budget ended the run (an
+        ensemble: any of its runs).
     iterations_run : int
-        Iterations trained.
+        Iterations trained (an ensemble: by all its runs).
     estimated_psnr : float or None
         The recorruption stopper's PSNR estimate of the result (no clean image used), in dB.
     estimated_psnr_range : tuple or None

@@ -352,18 +352,30 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     @property
     def noise_cross_sd(self) -> float | None:
-        """Standard deviation of the unknown cross term ``2 (sigma/a) mean(n z)`` of the offset:
-        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``."""
-        offset = self.offset
-        if offset is None:
+        """Standard deviation of the unknown cross term ``-2 (sigma/a) mean(n z)`` of the estimate:
+        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``. The antithetic twin's is equal and opposite."""
+        if self.offset is None:
             return None
         z_energy = _z_energy(self.noise, self.weights)
         return 2 * (self.sigma / self.ratio) * math.sqrt(max(self._noise_energy(), 0.0) * z_energy / self._count)
 
     @property
+    def error_cross_sd(self) -> float | None:
+        """Standard deviation of the term ``-2 mean(e (n - (sigma/a) z))`` of the estimate (``e`` the error of the
+        returned iterate, independent of the validation noise): ``2 sqrt(MSE_hat (offset) / N)``."""
+        if self.offset is None:
+            return None
+        return 2 * math.sqrt(max(self.best_value - self.offset, 0.0) * self.offset / self._count)
+
+    @property
+    def energy_sd(self) -> float | None:
+        """Standard deviation of ``mean(n^2)`` about ``s_e^2`` (the noise energy drawn): ``s_e^2 sqrt(2 / N)``."""
+        return None if self.offset is None else max(self._noise_energy(), 0.0) * math.sqrt(2.0 / self._count)
+
+    @property
     def sigma_sd(self) -> float | None:
-        """Standard deviation of the offset's error from the sigma error: an error ``r`` (relative) moves
-        the noise energy ``s_e^2`` by about ``2 r s_e^2``."""
+        """Standard deviation of the estimate's error from the sigma error: an error ``r`` (relative, at
+        most ``sigma_rel_error``) moves the noise energy ``s_e^2`` by about ``2 r s_e^2``."""
         return None if self.offset is None else 2 * self.sigma_rel_error * self._noise_energy()
 
     def _noise_energy(self) -> float:
@@ -372,14 +384,15 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     @property
     def offset_uncertainty(self) -> float | None:
-        """Standard deviation of the offset's error: :attr:`noise_cross_sd` and :attr:`sigma_sd` in quadrature.
+        """Standard deviation of the error of ``v - offset`` as an estimate of the MSE: the four terms
+        :attr:`noise_cross_sd`, :attr:`error_cross_sd`, :attr:`energy_sd` and :attr:`sigma_sd` in quadrature.
 
-        Small ``a`` makes the cross term large: the stop is unaffected (the offset is constant over
-        iterations), but the PSNR estimate becomes loose.
+        Small ``a`` makes the cross terms large: the stop is unaffected (the offset is constant over
+        iterations), but the PSNR estimate becomes loose (``docs/method.md``, 4c).
         """
         if self.offset is None:
             return None
-        return math.hypot(self.noise_cross_sd, self.sigma_sd)
+        return math.sqrt(self.noise_cross_sd ** 2 + self.error_cross_sd ** 2 + self.energy_sd ** 2 + self.sigma_sd ** 2)
 
     @property
     def estimated_psnr_range(self) -> tuple[float | None, float | None] | None:
@@ -394,7 +407,8 @@ class RecorruptionStopper(_FinalStageMinimum):
         return {**super().summary(), "estimated_psnr": self.estimated_psnr,
                 "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
                 "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
-                "noise_cross_sd": self.noise_cross_sd, "sigma_sd": self.sigma_sd}
+                "noise_cross_sd": self.noise_cross_sd, "error_cross_sd": self.error_cross_sd,
+                "energy_sd": self.energy_sd, "sigma_sd": self.sigma_sd}
 
 
 class WindowedVarianceStopper(_MinimumWithPatience):
