@@ -34,6 +34,7 @@ from .ensemble import Member, ensemble_mse, ensemble_mse_uncertainty, plan_membe
 from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
+from .noise_fit import fit_noise_model
 from .noise_models import NoiseModel, get_noise_model
 from .physics import AnscombeStabilised, Identity, Operator, describe, image_shape, observed_weights
 from .result import Restoration
@@ -50,9 +51,12 @@ from .stopping import (
     holdout_mask,
 )
 
-__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
-           "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level", "resolve_device",
-           "resolve_stopper", "restore_tensor"]
+__all__ = ["DEFAULT_STOPPER", "PHOTONS_OFF", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma",
+           "check_stopper_name", "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level",
+           "photon_count", "photons_estimable", "resolve_device", "resolve_stopper", "restore_tensor"]
+
+PHOTONS_OFF = "off"
+"""The ``photons`` value that keeps Poisson data unstabilised: the network fits ``y`` with the Poisson loss."""
 
 STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "auto"
@@ -223,6 +227,63 @@ def noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool)
     return value, "estimated"
 
 
+def photons_estimable(noise_model: str, photons, sigma: float | None, physics: Operator | None) -> bool:
+    """Whether :func:`photon_count` estimates the photon count: Poisson denoising with neither ``photons``
+    nor ``sigma`` given (the fit needs the measured image itself, so not behind a mask or downsampling)."""
+    return (noise_model == "poisson" and photons is None and sigma is None
+            and (physics is None or isinstance(physics, Identity)))
+
+
+def photon_count(observation: torch.Tensor, photons, estimable: bool) -> tuple[float | None, str, dict | None]:
+    """``(photons, source, noise_fit)``: the photon count a Poisson run is stabilised with, and where it came from.
+
+    A given number is checked and returned with source ``"photons"``. When ``estimable``
+    (:func:`photons_estimable`), the noise model ``var(y | x) = a x + b`` is fitted to ``observation``
+    (:func:`dipddpm.noise_fit.fit_noise_model`) and ``photons = 1 / a`` is returned with source
+    ``"photons-estimated"``, unless the fit calls the noise Gaussian (``a`` compatible with 0: not
+    Poisson-like) or the image is too small to fit; then ``(None, "none", ...)`` and the run fits ``y`` with
+    the Poisson loss, as with ``photons = "off"`` (:data:`PHOTONS_OFF`). ``noise_fit`` is the fit as a dict
+    (:meth:`~dipddpm.noise_fit.NoiseFit.to_dict`) with ``used`` (whether it set the photon count) and, when
+    not, ``reason``; None when nothing was fitted.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``(1, C, H, W)`` in [0, 1].
+    photons : float, "off" or None
+        As given to :func:`restore_tensor`.
+    estimable : bool
+        Estimate when ``photons`` is None.
+
+    Returns
+    -------
+    photons : float or None
+    source : str
+    noise_fit : dict or None
+    """
+    if isinstance(photons, str):
+        if photons != PHOTONS_OFF:
+            raise InputError(f"photons must be a positive number or {PHOTONS_OFF!r}, got {photons!r}")
+        return None, "none", None
+    if photons is not None:
+        if isinstance(photons, bool) or not isinstance(photons, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(photons) and photons > 0):
+            raise InputError(f"photons must be a positive number, got {photons!r}")
+        return float(photons), "photons", None
+    if not estimable:
+        return None, "none", None
+    image = observation[0].permute(1, 2, 0).double().cpu().numpy()
+    try:
+        fit = fit_noise_model(image, channel_axis=-1)
+    except InputError as err:
+        return None, "none", {"used": False, "reason": str(err)}
+    record = fit.to_dict()
+    if fit.kind == "gaussian":
+        return None, "none", {**record, "used": False,
+                              "reason": "the fitted noise does not grow with the signal (a is compatible with 0)"}
+    return fit.photons, "photons-estimated", {**record, "used": True}
+
+
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
@@ -231,10 +292,10 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     """Restore one image tensor from a noisy measurement ``y = A x + n``.
 
     Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
-    so does Poisson noise with known ``photons``, after the Anscombe transform
+    so does Poisson noise with known or estimated ``photons``, after the Anscombe transform
     (:class:`~dipddpm.physics.AnscombeStabilised`: the run fits ``t = stabilised y`` through the
-    expected transform, with sigma known from ``photons``). Any other noise, or an unknown sigma,
-    trains on ``y`` itself (one stage) with the noise model's loss. The held-out stopper, deciding
+    expected transform, with sigma known from ``photons``; :func:`photon_count`). Any other noise, or an
+    unknown sigma, trains on ``y`` itself (one stage) with the noise model's loss. The held-out stopper, deciding
     or only watching, removes its values from training for the whole run.
 
     Parameters
@@ -266,9 +327,11 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     noise_model : str
         The noise of ``y``, one of :data:`dipddpm.noise_models.NOISE_MODELS`: it sets the training
         loss and which stoppers are valid.
-    photons : float, optional
+    photons : float, "off" or None
         Poisson noise only: the expected count of a white pixel (``y = Poisson(photons x) / photons``).
-        When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None.
+        When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None. None
+        (Poisson denoising without sigma): estimated from ``y`` (:func:`photon_count`; the fit is in
+        ``Restoration.noise_fit``). ``"off"``: no stabilisation, the run fits ``y`` with the Poisson loss.
 
     Returns
     -------
@@ -298,15 +361,17 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
     if model.name == "poisson" and bool((observation < 0).any()):
         raise InputError("Poisson data cannot be negative (counts, or counts / photons, are >= 0)")
+    if photons is not None and not isinstance(photons, str) and (model.name != "poisson" or sigma is not None):
+        raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
     measurement, noise_name = observation, model.name
+    photons, photon_source, noise_fit = photon_count(observation, photons,
+                                                     photons_estimable(model.name, photons, sigma, physics))
     if photons is not None:
-        if model.name != "poisson" or sigma is not None:
-            raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
         physics = AnscombeStabilised(physics, photons)
         observation, sigma, model = physics.stabilise(observation), physics.sigma, get_noise_model("gaussian")
     gaussian = model.name == "gaussian"
     sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
-    source = "photons" if photons is not None else source
+    source = photon_source if photons is not None else source
     stopper = resolve_stopper(stopper, model.name, physics, sigma)
     names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]
                                + (["oracle"] if reference is not None else [])))
@@ -359,7 +424,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
         outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
-        noise=noise_name, physics=describe(physics))
+        noise=noise_name, physics=describe(physics), noise_fit=noise_fit)
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -397,7 +462,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     """Run the ``config.ensemble`` members of an ensemble one after another (:func:`dipddpm.ensemble.plan_members`).
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
-    and its own stop; sigma, when it is estimated, is estimated once (and the members' results say so).
+    and its own stop; sigma or the photon count, when estimated, is estimated once (and the members'
+    results say so).
 
     Parameters
     ----------
@@ -414,10 +480,14 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     """
     physics = run_args.get("physics") or Identity()
     photons = run_args.get("photons")
-    estimated = (sigma is None and photons is None and isinstance(physics, Identity)
-                 and get_noise_model(run_args.get("noise_model", "gaussian")).name == "gaussian")
+    noise_name = get_noise_model(run_args.get("noise_model", "gaussian")).name
+    estimated = sigma is None and photons is None and isinstance(physics, Identity) and noise_name == "gaussian"
     if estimated:
         sigma = noise_level(observation, None, True)[0]
+    counted = photons_estimable(noise_name, photons, sigma, physics)
+    if counted:  # once for all members; a fit that is not used leaves the members unstabilised
+        photons, photon_source, noise_fit = photon_count(observation, None, True)
+        run_args = {**run_args, "photons": PHOTONS_OFF if photons is None else photons}
     plan = plan_members(config.ensemble, seed)
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     member_config = replace(config, ensemble=1)
@@ -425,6 +495,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
         pair_z = first_z if member.pair == 0 else draw_noise(observation.shape, plan[2 * member.pair].seed)
         result = restore_tensor(observation, sigma, config=member_config, seed=member.seed,
                                 noise=member.sign * pair_z, **run_args)
+        if counted:
+            result = replace(result, sigma_source=photon_source if photons is not None else "none", noise_fit=noise_fit)
         yield member, replace(result, sigma_source="estimated") if estimated else result
 
 
