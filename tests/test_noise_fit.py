@@ -28,7 +28,14 @@ from dipddpm.noise_fit import (
     fit_noise_model,
     model_variance,
 )
-from dipddpm.noise_models import sample_gaussian, sample_poisson
+from dipddpm.noise_models import (
+    expected_anscombe,
+    expected_generalised_anscombe,
+    generalised_anscombe,
+    sample_gaussian,
+    sample_poisson,
+)
+from dipddpm.physics import AnscombeStabilised, Identity, describe
 from dipddpm.restore import PHOTONS_OFF, photon_count, photons_estimable
 
 CAMERA = data.camera()[100:228, 200:328] / 255.0  # 128x128: sky, coat, tripod
@@ -69,15 +76,48 @@ def test_gaussian_noise_is_classified_gaussian(sigma255, image):
     assert within(fit.read_noise, sigma255 / 255, fit.read_noise_sd)
 
 
+def poisson_gaussian(clean: np.ndarray, photons: float, read_noise: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noisy = rng.poisson(photons * clean) / photons + read_noise * rng.standard_normal(clean.shape)
+    return np.round(np.clip(noisy, 0, 1) * 255) / 255
+
+
 def test_poisson_gaussian_mix_recovers_both_parts():
     # 20 photons and read noise 0.1: b = 0.01 against a x = 0.005..0.045 over the ramps' levels
-    rng = np.random.default_rng(0)
-    clean = ramps()
-    noisy = np.round(np.clip(rng.poisson(20 * clean) / 20 + 0.1 * rng.standard_normal(clean.shape), 0, 1) * 255) / 255
+    noisy = poisson_gaussian(ramps(), 20, 0.1, 0)
     fit = fit_noise_model(noisy, channel_axis=-1)
     assert fit.kind == "poisson-gaussian"
     assert within(fit.a, 1 / 20, fit.a_sd) and within(fit.b, 0.01, fit.b_sd)
     assert fit.b > 3 * fit.b_sd  # the read noise is found, not just allowed
+    photons, read_noise, source, record = photon_count(_tensor(noisy), None, 0.0, True)
+    assert (photons, read_noise) == (pytest.approx(fit.photons, rel=0.01), pytest.approx(fit.read_noise, rel=0.01))
+    assert source == "photons-estimated" and record["kind"] == "poisson-gaussian"
+    physics = AnscombeStabilised(Identity(), photons, read_noise)
+    assert describe(physics).startswith("generalised-Anscombe-stabilised (")
+
+
+@pytest.mark.parametrize("mu", [0.0, 0.5, 3.0, 20.0, 1200.0])
+def test_expected_generalised_anscombe_matches_sampling(mu):
+    s, rng = 1.5, np.random.default_rng(0)
+    counts = np.maximum(rng.poisson(mu, 400_000) + s * rng.standard_normal(400_000), 0.0)
+    transformed = generalised_anscombe(counts, s)
+    assert expected_generalised_anscombe(np.array([mu]), s)[0] == pytest.approx(transformed.mean(), abs=5e-3)
+    if mu >= 20:  # stabilised: unit variance once the counts are not too few (0.66 at mu = 2, 0.96 at 5)
+        assert transformed.var() == pytest.approx(1.0, abs=0.08)
+    assert expected_generalised_anscombe(np.array([mu]), 0.0) == pytest.approx(expected_anscombe(np.array([mu])))
+
+
+def test_generalised_stabilisation_averages_to_the_forward_map():
+    photons, read_noise, rng = 12.0, 0.05, np.random.default_rng(0)
+    x = np.linspace(0.0, 0.5, 6)  # below the clipping at 1, which the forward map leaves out
+    y = np.clip(rng.poisson(photons * x, (20_000, 6)) / photons + read_noise * rng.standard_normal((20_000, 6)), 0, 1)
+    physics = AnscombeStabilised(Identity(), photons, read_noise)
+    stabilised = physics.stabilise(torch.from_numpy(y)).mean(dim=0)
+    forward = physics.A(torch.from_numpy(x)[None, None, None].double())[0, 0, 0]
+    assert torch.allclose(stabilised, forward, atol=4 * physics.sigma / 20_000**0.5 + 2e-3)
+    assert physics.sigma == pytest.approx(1 / (2 * ((12 + 0.375 + 0.36) ** 0.5 - (0.375 + 0.36) ** 0.5)))
+    with pytest.raises(InputError, match="read noise"):
+        AnscombeStabilised(Identity(), photons, -0.1)
 
 
 def test_reported_spread_is_not_overconfident():
@@ -158,23 +198,25 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
 
 def test_photon_count_estimates_only_for_plain_poisson_denoising():
     poisson = _tensor(sample_poisson(ramps(48), 12, np.random.default_rng(0)))
-    photons, source, record = photon_count(poisson, None, True)
+    photons, read_noise, source, record = photon_count(poisson, None, 0.0, True)
     assert source == "photons-estimated" and record["used"] and photons == pytest.approx(record["photons"])
-    assert photons == pytest.approx(12, rel=0.3)  # 48x48x3: 768 blocks
-    assert photon_count(poisson, 7, True) == (7.0, "photons", None)
-    assert photon_count(poisson, PHOTONS_OFF, True) == (None, "none", None)
-    assert photon_count(poisson, None, False) == (None, "none", None)
+    assert photons == pytest.approx(12, rel=0.3) and read_noise == 0  # 48x48x3: 768 blocks
+    assert photon_count(poisson, 7, 0.01, True) == (7.0, 0.01, "photons", None)
+    assert photon_count(poisson, PHOTONS_OFF, 0.0, True) == (None, 0.0, "none", None)
+    assert photon_count(poisson, None, 0.0, False) == (None, 0.0, "none", None)
     assert photons_estimable("poisson", None, None, None) and not photons_estimable("poisson", None, 0.1, None)
     assert not photons_estimable("gaussian", None, None, None) and not photons_estimable("poisson", 5, None, None)
     with pytest.raises(InputError, match="positive number or 'off'"):
-        photon_count(poisson, "auto", True)
+        photon_count(poisson, "auto", 0.0, True)
+    with pytest.raises(InputError, match="read noise goes with"):
+        photon_count(poisson, None, 0.01, True)
 
 
 def test_photon_count_falls_back_for_gaussian_or_tiny_images():
     gaussian = _tensor(sample_gaussian(ramps(48), 0.1, np.random.default_rng(0)))
-    photons, source, record = photon_count(gaussian, None, True)
+    photons, _, source, record = photon_count(gaussian, None, 0.0, True)
     assert (photons, source) == (None, "none") and not record["used"] and "compatible with 0" in record["reason"]
-    photons, source, record = photon_count(gaussian[..., :12, :12], None, True)
+    photons, _, source, record = photon_count(gaussian[..., :12, :12], None, 0.0, True)
     assert photons is None and record == {"used": False, "reason": record["reason"]} and "too small" in record["reason"]
 
 

@@ -280,7 +280,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         in [0, 1] units). Given, the run trains on the Anscombe-stabilised image with staged targets
         and stops by recorruption. None (the default): for Poisson denoising without ``sigma``,
         estimated from the image by fitting ``var(y | x) = a x + b`` (:mod:`dipddpm.noise_fit`,
-        ``photons = 1 / a``; once for the whole image when tiled), then the same; the fit is in
+        ``photons = 1 / a``; once for the whole image when tiled), then the same, with the generalised
+        Anscombe transform when the fit finds read noise ``sqrt(b)``; the fit is in
         ``Restoration.noise_fit``. When the fit finds no signal-dependent noise, the image is too
         small to fit, or ``photons="off"``, the run fits ``y`` with the Poisson loss and stops on
         held-out values.
@@ -348,12 +349,14 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
                                     seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise,
                                     photons=photons)
         else:
-            counted, photon_source, noise_fit = photon_count(y, photons, photons_estimable(noise, photons, sigma, None))
+            counted, read_noise, photon_source, noise_fit = photon_count(
+                y, photons, 0.0, photons_estimable(noise, photons, sigma, None))
             sigma, source = noise_level(y, sigma, noise == "gaussian")
             source = photon_source if counted is not None else source
             tile_photons = counted if counted is not None or noise != "poisson" else PHOTONS_OFF  # once, not per tile
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=(bar, *callbacks), noise_model=noise, photons=tile_photons)
+                                        callbacks=(bar, *callbacks), noise_model=noise, photons=tile_photons,
+                                        read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
                                    on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
             result.noise_fit = noise_fit

@@ -85,8 +85,10 @@ def _sigma_text(info) -> str:
     if info.sigma_source == "photons":
         return f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from the photon count)"
     if info.sigma_source == "photons-estimated":
-        return (f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from {info.noise_fit['photons']:.3g} "
-                f"photons at white, estimated from the image)")
+        fit = info.noise_fit
+        read = f" and read noise {fit['read_noise']:.3g}" if fit["read_noise"] else ""
+        return (f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from {fit['photons']:.3g} photons at "
+                f"white{read}, estimated from the image)")
     if info.noise_fit is not None:
         return f"photon count not estimated ({info.noise_fit['reason']}): fitting the image with the Poisson loss"
     if info.sigma_used is None:

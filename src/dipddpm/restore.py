@@ -234,17 +234,19 @@ def photons_estimable(noise_model: str, photons, sigma: float | None, physics: O
             and (physics is None or isinstance(physics, Identity)))
 
 
-def photon_count(observation: torch.Tensor, photons, estimable: bool) -> tuple[float | None, str, dict | None]:
-    """``(photons, source, noise_fit)``: the photon count a Poisson run is stabilised with, and where it came from.
+def photon_count(observation: torch.Tensor, photons, read_noise: float,
+                 estimable: bool) -> tuple[float | None, float, str, dict | None]:
+    """``(photons, read_noise, source, noise_fit)``: what a Poisson run is stabilised with, and where it came from.
 
-    A given number is checked and returned with source ``"photons"``. When ``estimable``
-    (:func:`photons_estimable`), the noise model ``var(y | x) = a x + b`` is fitted to ``observation``
-    (:func:`dipddpm.noise_fit.fit_noise_model`) and ``photons = 1 / a`` is returned with source
-    ``"photons-estimated"``, unless the fit calls the noise Gaussian (``a`` compatible with 0: not
-    Poisson-like) or the image is too small to fit; then ``(None, "none", ...)`` and the run fits ``y`` with
-    the Poisson loss, as with ``photons = "off"`` (:data:`PHOTONS_OFF`). ``noise_fit`` is the fit as a dict
-    (:meth:`~dipddpm.noise_fit.NoiseFit.to_dict`) with ``used`` (whether it set the photon count) and, when
-    not, ``reason``; None when nothing was fitted.
+    A given number of photons (and ``read_noise``) is checked and returned with source ``"photons"``. When
+    ``estimable`` (:func:`photons_estimable`), the noise model ``var(y | x) = a x + b`` is fitted to
+    ``observation`` (:func:`dipddpm.noise_fit.fit_noise_model`) and ``photons = 1 / a`` is returned with
+    source ``"photons-estimated"`` and, when the fit calls the noise Poisson-Gaussian, ``read_noise =
+    sqrt(b)`` (the run then uses the generalised Anscombe transform); unless the fit calls the noise Gaussian
+    (``a`` compatible with 0: not Poisson-like) or the image is too small to fit: then
+    ``(None, 0, "none", ...)`` and the run fits ``y`` with the Poisson loss, as with ``photons = "off"``
+    (:data:`PHOTONS_OFF`). ``noise_fit`` is the fit as a dict (:meth:`~dipddpm.noise_fit.NoiseFit.to_dict`)
+    with ``used`` (whether it set the photon count) and, when not, ``reason``; None when nothing was fitted.
 
     Parameters
     ----------
@@ -252,43 +254,49 @@ def photon_count(observation: torch.Tensor, photons, estimable: bool) -> tuple[f
         ``(1, C, H, W)`` in [0, 1].
     photons : float, "off" or None
         As given to :func:`restore_tensor`.
+    read_noise : float
+        As given to :func:`restore_tensor` (only with a number of photons).
     estimable : bool
         Estimate when ``photons`` is None.
 
     Returns
     -------
     photons : float or None
+    read_noise : float
     source : str
     noise_fit : dict or None
     """
+    if read_noise and (photons is None or isinstance(photons, str)):
+        raise InputError("a read noise goes with a given number of photons")
     if isinstance(photons, str):
         if photons != PHOTONS_OFF:
             raise InputError(f"photons must be a positive number or {PHOTONS_OFF!r}, got {photons!r}")
-        return None, "none", None
+        return None, 0.0, "none", None
     if photons is not None:
         if isinstance(photons, bool) or not isinstance(photons, (int, float, np.integer, np.floating)) or not (
                 math.isfinite(photons) and photons > 0):
             raise InputError(f"photons must be a positive number, got {photons!r}")
-        return float(photons), "photons", None
+        return float(photons), float(read_noise), "photons", None
     if not estimable:
-        return None, "none", None
+        return None, 0.0, "none", None
     image = observation[0].permute(1, 2, 0).double().cpu().numpy()
     try:
         fit = fit_noise_model(image, channel_axis=-1)
     except InputError as err:
-        return None, "none", {"used": False, "reason": str(err)}
+        return None, 0.0, "none", {"used": False, "reason": str(err)}
     record = fit.to_dict()
     if fit.kind == "gaussian":
-        return None, "none", {**record, "used": False,
-                              "reason": "the fitted noise does not grow with the signal (a is compatible with 0)"}
-    return fit.photons, "photons-estimated", {**record, "used": True}
+        return None, 0.0, "none", {**record, "used": False,
+                                   "reason": "the fitted noise does not grow with the signal (a is compatible with 0)"}
+    return fit.photons, fit.read_noise, "photons-estimated", {**record, "used": True}
 
 
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
                    noise: torch.Tensor | None = None, physics: Operator | None = None,
-                   noise_model: str = "gaussian", photons: float | None = None) -> Restoration:
+                   noise_model: str = "gaussian", photons: float | str | None = None,
+                   read_noise: float = 0.0) -> Restoration:
     """Restore one image tensor from a noisy measurement ``y = A x + n``.
 
     Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
@@ -332,6 +340,10 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None. None
         (Poisson denoising without sigma): estimated from ``y`` (:func:`photon_count`; the fit is in
         ``Restoration.noise_fit``). ``"off"``: no stabilisation, the run fits ``y`` with the Poisson loss.
+    read_noise : float
+        With a number of ``photons``: the standard deviation of Gaussian noise added to the Poisson data
+        (image units); the run then uses the generalised Anscombe transform. An estimated photon count
+        brings its own.
 
     Returns
     -------
@@ -350,7 +362,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if config.ensemble > 1:
         members = list(ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
                                         watch=watch, reference=reference, callbacks=callbacks, physics=physics,
-                                        noise_model=noise_model, photons=photons))
+                                        noise_model=noise_model, photons=photons, read_noise=read_noise))
         return replace(combine_members(members, reference, seed), seconds=time.perf_counter() - start)
     for name in [stopper, *watch]:
         check_stopper_name(name)
@@ -364,10 +376,10 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if photons is not None and not isinstance(photons, str) and (model.name != "poisson" or sigma is not None):
         raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
     measurement, noise_name = observation, model.name
-    photons, photon_source, noise_fit = photon_count(observation, photons,
-                                                     photons_estimable(model.name, photons, sigma, physics))
+    photons, read_noise, photon_source, noise_fit = photon_count(
+        observation, photons, read_noise, photons_estimable(model.name, photons, sigma, physics))
     if photons is not None:
-        physics = AnscombeStabilised(physics, photons)
+        physics = AnscombeStabilised(physics, photons, read_noise)
         observation, sigma, model = physics.stabilise(observation), physics.sigma, get_noise_model("gaussian")
     gaussian = model.name == "gaussian"
     sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
@@ -486,8 +498,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
         sigma = noise_level(observation, None, True)[0]
     counted = photons_estimable(noise_name, photons, sigma, physics)
     if counted:  # once for all members; a fit that is not used leaves the members unstabilised
-        photons, photon_source, noise_fit = photon_count(observation, None, True)
-        run_args = {**run_args, "photons": PHOTONS_OFF if photons is None else photons}
+        photons, read_noise, photon_source, noise_fit = photon_count(observation, None, 0.0, True)
+        run_args = {**run_args, "photons": PHOTONS_OFF if photons is None else photons, "read_noise": read_noise}
     plan = plan_members(config.ensemble, seed)
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     member_config = replace(config, ensemble=1)
