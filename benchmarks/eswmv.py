@@ -12,7 +12,8 @@ at the budget. Classical baselines on the same crop: a 3x3 median filter per cha
 wavelet BayesShrink + the exact unbiased inverse (Poisson), BayesShrink with its own sigma (Gaussian,
 speckle).
 
-``--poisson-photons`` runs the Poisson rows only, with the photon count known: the run fits the
+Without ``--poisson-photons`` the Poisson rows are not stabilised (``photons="off"``: the photon count is not
+estimated either). ``--poisson-photons`` runs the Poisson rows only, with the photon count known: the run fits the
 Anscombe-stabilised image with staged targets and stops by recorruption
 (`dipddpm.physics.AnscombeStabilised`); write those to their own ``--out``.
 
@@ -41,7 +42,7 @@ from dipddpm.config import DenoiserConfig
 from dipddpm.io import read_image
 from dipddpm.metrics import psnr
 from dipddpm.noise_models import ESWMV_LEVELS, NOISE_MODELS, anscombe, inverse_anscombe
-from dipddpm.restore import resolve_stopper, restore_tensor
+from dipddpm.restore import PHOTONS_OFF, resolve_stopper, restore_tensor
 
 DEFAULT = DenoiserConfig()
 FOLDERS = {"gaussian": "gaussian_4", "poisson": "shot_4", "impulse": "impulse_4", "speckle": "speckle_4"}
@@ -103,7 +104,7 @@ def main() -> None:
         ours = "recorruption" if photons else resolve_stopper("auto", noise)
         start = time.perf_counter()
         run = restore_tensor(y, None, stopper="oracle", watch=(ours, "es-wmv"), reference=ref, seed=args.seed,
-                             noise_model=noise, photons=photons, callbacks=(end_when_all_fired,),
+                             noise_model=noise, photons=photons or PHOTONS_OFF, callbacks=(end_when_all_fired,),
                              config=replace(DEFAULT, train=replace(DEFAULT.train, max_iter=args.max_iter)))
         seconds = time.perf_counter() - start
         name, baseline = classical(noisy, noise, level)

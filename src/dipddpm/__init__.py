@@ -8,6 +8,7 @@ from .engine import TrainConfig
 from .errors import InputError
 from .nets import NetConfig
 from .noise import add_gaussian_noise, estimate_sigma
+from .noise_fit import NoiseFit, fit_noise_model
 from .noise_models import NOISE_MODELS
 from .physics import Downsample, PixelMask, from_deepinv
 from .restore import STOPPERS, DIPDenoiser, restore_tensor
@@ -22,6 +23,7 @@ __all__ = [
     "InputError",
     "LowNoiseOptimiser",
     "NetConfig",
+    "NoiseFit",
     "PixelMask",
     "Restoration",
     "StagingConfig",
@@ -30,6 +32,7 @@ __all__ = [
     "add_gaussian_noise",
     "denoise",
     "estimate_sigma",
+    "fit_noise_model",
     "from_deepinv",
     "mask_operator",
     "restore_tensor",

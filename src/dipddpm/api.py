@@ -20,7 +20,16 @@ from .errors import InputError
 from .memory import default_budget
 from .noise_models import get_noise_model
 from .physics import Identity, Operator, PixelMask, image_shape
-from .restore import DEFAULT_STOPPER, check_sigma, noise_level, resolve_device, restore_tensor
+from .restore import (
+    DEFAULT_STOPPER,
+    PHOTONS_OFF,
+    check_sigma,
+    noise_level,
+    photon_count,
+    photons_estimable,
+    resolve_device,
+    restore_tensor,
+)
 from .result import Restoration, TiledRestoration
 from .tiling import choose_tile, restore_tiled
 
@@ -199,7 +208,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
             preserve_dtype: bool = False, progress: bool | None = False, callbacks: Sequence = (),
             tile: int | str | None = "auto", overlap: int = 32, memory_budget: int | None = None,
-            noise: str = "gaussian", physics: Operator | None = None, photons: float | None = None,
+            noise: str = "gaussian", physics: Operator | None = None, photons: float | str | None = None,
             return_info: bool = False) -> np.ndarray | Restoration | TiledRestoration:
     """Denoise (or inpaint, or upscale) one image with a Deep Image Prior that stops by itself.
 
@@ -207,8 +216,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     final stage fits ``y + a sigma z`` and the run stops at the minimum of
     ``||xbar - (y - sigma/a z)||^2``, which equals the true error plus a known constant. For other
     noise, or without sigma behind an operator, the net fits ``y`` with the noise model's loss and
-    stops at the minimum of the loss on held-out values. Poisson noise with known ``photons`` is
-    made Gaussian by the Anscombe transform and then restored like Gaussian noise
+    stops at the minimum of the loss on held-out values. Poisson noise with known or estimated
+    ``photons`` is made Gaussian by the Anscombe transform and then restored like Gaussian noise
     (:class:`~dipddpm.physics.AnscombeStabilised`). No clean image is needed.
 
     Parameters
@@ -266,10 +275,16 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         Forward operator that produced ``image`` from the image to restore (None: denoising), e.g.
         :func:`mask_operator` for inpainting or ``Downsample(4)`` for 4x upscaling; such runs are
         never tiled.
-    photons : float, optional
+    photons : float, "off" or None
         Poisson noise only: expected count of a white pixel (``image = Poisson(photons x) / photons``
         in [0, 1] units). Given, the run trains on the Anscombe-stabilised image with staged targets
-        and stops by recorruption; without it, Poisson runs fit ``y`` and stop on held-out values.
+        and stops by recorruption. None (the default): for Poisson denoising without ``sigma``,
+        estimated from the image by fitting ``var(y | x) = a x + b`` (:mod:`dipddpm.noise_fit`,
+        ``photons = 1 / a``; once for the whole image when tiled), then the same, with the generalised
+        Anscombe transform when the fit finds read noise ``sqrt(b)``; the fit is in
+        ``Restoration.noise_fit``. When the fit finds no signal-dependent noise, the image is too
+        small to fit, or ``photons="off"``, the run fits ``y`` with the Poisson loss and stops on
+        held-out values.
     return_info : bool
         Return a :class:`~dipddpm.result.Restoration` (a
         :class:`~dipddpm.result.TiledRestoration` when tiled) instead of the array.
@@ -334,12 +349,17 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
                                     seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise,
                                     photons=photons)
         else:
+            counted, read_noise, photon_source, noise_fit = photon_count(
+                y, photons, 0.0, photons_estimable(noise, photons, sigma, None))
             sigma, source = noise_level(y, sigma, noise == "gaussian")
-            source = "photons" if photons is not None else source
+            source = photon_source if counted is not None else source
+            tile_photons = counted if counted is not None or noise != "poisson" else PHOTONS_OFF  # once, not per tile
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=(bar, *callbacks), noise_model=noise, photons=photons)
+                                        callbacks=(bar, *callbacks), noise_model=noise, photons=tile_photons,
+                                        read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
                                    on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
+            result.noise_fit = noise_fit
     finally:
         bar.close()
     restored = unit.copy() if unit.shape[:2] == (height, width) else _nearest(unit, height, width)

@@ -61,8 +61,9 @@ class RunSettings:
         Noise level for every image (image units; estimated per image when None).
     noise : str
         Noise model (:data:`~dipddpm.noise_models.NOISE_MODELS`).
-    photons : float, optional
-        Poisson noise: expected count of a white pixel.
+    photons : float, "off" or None
+        Poisson noise: expected count of a white pixel; None: estimated per image; "off": not stabilised
+        (as for :func:`~dipddpm.api.denoise`).
     seed : int
         Seed of every run.
     device : str
@@ -77,7 +78,7 @@ class RunSettings:
     stopper: str = "auto"
     sigma: float | None = None
     noise: str = "gaussian"
-    photons: float | None = None
+    photons: float | str | None = None
     seed: int = 0
     device: str = "auto"
     tile: int | str | None = "auto"

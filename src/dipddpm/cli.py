@@ -1,4 +1,5 @@
-"""Command line: ``dipddpm demo``, ``denoise``, ``batch``, ``inpaint``, ``upscale``, ``estimate-sigma``, ``bench``.
+"""Command line: ``dipddpm demo``, ``denoise``, ``batch``, ``inpaint``, ``upscale``, ``estimate-sigma``,
+``estimate-noise``, ``bench``.
 
 A thin skin over the Python API. Every error is one line on stderr with a non-zero exit status;
 outputs are checked for writability before any work and written atomically.
@@ -24,12 +25,13 @@ from .errors import InputError
 from .io import TiffLayout, atomic_write, check_writable, read_image, read_pages, write_pages
 from .memory import estimate_memory
 from .noise import SIGMA_METHODS, estimate_sigma
+from .noise_fit import NoiseFit, fit_noise_model
 from .noise_models import NOISE_MODELS
 from .physics import Downsample
 from .presets import PRESETS, get_preset
-from .restore import STOPPERS, check_stopper_name, resolve_device
+from .restore import PHOTONS_OFF, STOPPERS, check_stopper_name, resolve_device
 
-__all__ = ["cli", "main", "parse_sigma"]
+__all__ = ["cli", "main", "parse_photons", "parse_sigma"]
 
 _FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*/\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$")
 
@@ -82,6 +84,13 @@ def _parse_tile(text: str) -> int | str | None:
 def _sigma_text(info) -> str:
     if info.sigma_source == "photons":
         return f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from the photon count)"
+    if info.sigma_source == "photons-estimated":
+        fit = info.noise_fit
+        read = f" and read noise {fit['read_noise']:.3g}" if fit["read_noise"] else ""
+        return (f"sigma {info.sigma_used:.4f} in Anscombe-stabilised units (from {fit['photons']:.3g} photons at "
+                f"white{read}, estimated from the image)")
+    if info.noise_fit is not None:
+        return f"photon count not estimated ({info.noise_fit['reason']}): fitting the image with the Poisson loss"
     if info.sigma_used is None:
         return "sigma not used (none given, and it is estimated only for Gaussian denoising)"
     return f"sigma {info.sigma_used:.4f} (= {info.sigma_used * 255:.1f}/255, {info.sigma_source})"
@@ -196,11 +205,14 @@ def _method_options(func):
                                      "omitted, for Gaussian denoising only)."),
         click.option("--noise", type=click.Choice(list(NOISE_MODELS)), default="gaussian", show_default=True,
                      help="Noise model of IN: sets the training loss (and the automatic stopper)."),
-        click.option("--photons", type=float,
-                     help="With --noise poisson: expected count of a white pixel. Given, IN is Anscombe-stabilised "
-                          "and restored like Gaussian noise (staged targets, recorruption stop)."),
+        click.option("--photons",
+                     help="With --noise poisson: expected count of a white pixel. Given, or estimated from IN when "
+                          "omitted (see estimate-noise), IN is Anscombe-stabilised and restored like Gaussian noise "
+                          "(staged targets, recorruption stop); 'off', or an estimate that finds no signal-dependent "
+                          "noise: IN is fitted with the Poisson loss and a held-out stop."),
         click.option("--stopper", help=f"auto (recorruption for Gaussian noise with a known or estimated sigma "
-                                       f"and for Poisson noise with --photons, else held-out) or one of: "
+                                       f"and for Poisson noise with a known or estimated photon count, else "
+                                       f"held-out) or one of: "
                                        f"{', '.join(STOPPERS)} (oracle needs --ref and is evaluation only)."),
         click.option("--max-iter", type=click.IntRange(min=1), help="Iteration budget."),
         click.option("--seed", type=int, default=0, show_default=True, help="Random seed."),
@@ -244,15 +256,34 @@ def _denoise_options(func):
     ])
 
 
+def parse_photons(text: str | None) -> float | str | None:
+    """Parse ``--photons``: a positive number, ``off``, or None (not given: estimated for Poisson denoising).
+
+    Raises
+    ------
+    InputError
+        Anything else.
+    """
+    if text is None or text.strip() == PHOTONS_OFF:
+        return None if text is None else PHOTONS_OFF
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--photons takes a positive number or {PHOTONS_OFF}, got {text!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise InputError(f"--photons must be a positive number (or {PHOTONS_OFF}), got {text}")
+    return value
+
+
 def _settings(preset: str, max_iter: int | None, stopper: str | None, sigma: str | None, noise: str,
-              photons: float | None, seed: int, device: str, tile: str, overlap: int,
+              photons: str | None, seed: int, device: str, tile: str, overlap: int,
               ensemble: int | None) -> RunSettings:
     """The options of ``denoise`` and ``batch`` as the settings every image is restored with."""
     chosen = get_preset(preset, max_iter)
     config = chosen.config if ensemble is None else replace(chosen.config, ensemble=ensemble)
     return RunSettings(config=config, stopper=check_stopper_name(stopper or chosen.stopper),
-                       sigma=_optional_sigma(sigma), noise=noise, photons=photons, seed=seed, device=device,
-                       tile=_parse_tile(tile), overlap=overlap)
+                       sigma=_optional_sigma(sigma), noise=noise, photons=parse_photons(photons), seed=seed,
+                       device=device, tile=_parse_tile(tile), overlap=overlap)
 
 
 def _title(input_path: Path, info) -> str:
@@ -414,7 +445,7 @@ def inpaint_command(input_path, mask_path, output_path, sigma, noise, photons, s
     physics = mask_operator(mask, image, _channel_axis(image), resolve_device(device))
     info = _restore(image, quiet, sigma=sigma_value, stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
-                    noise=noise, physics=physics, photons=photons)
+                    noise=noise, physics=physics, photons=parse_photons(photons))
     _write_and_report(outputs, info, input_path, quiet)
 
 
@@ -437,7 +468,7 @@ def upscale_command(input_path, scale, output_path, sigma, noise, photons, stopp
     outputs.check()
     info = _restore(image, quiet, sigma=_optional_sigma(sigma), stopper=check_stopper_name(stopper or "auto"),
                     max_iter=max_iter, seed=seed, device=device, reference=_optional_image(ref_path), tile=None,
-                    noise=noise, physics=Downsample(factor), photons=photons)
+                    noise=noise, physics=Downsample(factor), photons=parse_photons(photons))
     _write_and_report(outputs, info, input_path, quiet)
 
 
@@ -448,12 +479,48 @@ def upscale_command(input_path, scale, output_path, sigma, noise, photons, stopp
                    "wavelet: MAD of the finest diagonal band (the estimator before).")
 def estimate_sigma_command(input_path, method):
     """Print the estimated Gaussian noise level of IN, in image units and in 8-bit units."""
-    image = read_image(input_path)
-    unit = to_unit_range(image)[0]
-    colour = unit[..., :3] if unit.ndim == 3 and unit.shape[-1] in (3, 4) else (
-        unit[..., 0] if unit.ndim == 3 else unit)
+    colour = _restored_planes(read_image(input_path))
     value = estimate_sigma(colour, channel_axis=_channel_axis(colour), method=method)
     click.echo(f"{value:.5f}  (= {value * 255:.2f}/255)")
+
+
+def _restored_planes(image: np.ndarray) -> np.ndarray:
+    """The channels of a file's image that are restored (no alpha), in [0, 1]: (H, W) or (H, W, 3)."""
+    unit = to_unit_range(image)[0]
+    if unit.ndim == 3 and unit.shape[-1] in (3, 4):
+        return unit[..., :3]
+    return unit[..., 0] if unit.ndim == 3 else unit
+
+
+def _noise_fit_lines(fit: NoiseFit) -> list[str]:
+    """The fitted model in two lines: what it is, then the variance parameters behind it."""
+    read = f"read noise {fit.read_noise:.4f} ± {fit.read_noise_sd:.4f} (= {fit.read_noise * 255:.2f}/255)"
+    if fit.kind == "gaussian":
+        first = f"gaussian: sigma {fit.read_noise:.4f} ± {fit.read_noise_sd:.4f} (= {fit.read_noise * 255:.2f}/255)"
+    else:
+        first = f"{fit.kind}: {fit.photons:.3g} ± {fit.photons_sd:.2g} photons at white, {read}"
+    return [first, f"var(y | x) = a x + b, a = {fit.a:.4g} ± {fit.a_sd:.2g}, b = {fit.b:.4g} ± {fit.b_sd:.2g} "
+                   f"({fit.blocks} smooth 3x3 blocks, {len(fit.levels)} levels)"]
+
+
+@cli.command("estimate-noise")
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.option("--json", "json_path", type=click.Path(path_type=Path), help="Also write the fitted model as JSON.")
+def estimate_noise_command(input_path, json_path):
+    """Fit the noise model var(y | x) = a x + b to IN (Poisson-Gaussian, after Foi et al. 2008) and print it.
+
+    Poisson noise y = Poisson(lam x) / lam has a = 1 / lam (lam photons at white) and b = 0; Gaussian noise
+    a = 0 and b = sigma^2. The kind (gaussian, poisson or poisson-gaussian) is the simplest model the data
+    allow.
+    """
+    if json_path is not None:
+        check_writable(json_path, suffixes=(".json",))
+    fit = fit_noise_model(colour := _restored_planes(read_image(input_path)), channel_axis=_channel_axis(colour))
+    for line in _noise_fit_lines(fit):
+        click.echo(line)
+    if json_path is not None:
+        text = json.dumps({"image": str(input_path), **fit.to_dict()}, indent=1)
+        atomic_write(json_path, (text + "\n").encode())
 
 
 @cli.command("demo")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .noise_models import anscombe, expected_anscombe
+from .noise_models import expected_generalised_anscombe, generalised_anscombe
 
 __all__ = ["AnscombeStabilised", "DeepinvOperator", "Downsample", "Identity", "Operator", "PixelMask", "describe",
            "from_deepinv", "image_shape", "observed_weights"]
@@ -182,24 +182,35 @@ class AnscombeStabilised:
     everywhere); ``B x`` must lie in [0, 1], as the network's sigmoid output does for masks and box
     downsampling. ``A`` is not linear: ``A_adjoint`` is the inner operator's, for shapes only.
 
+    With a Gaussian read noise ``r`` (image units; ``y = clip(Poisson(lam B x) / lam + N(0, r^2), 0, 1)``),
+    ``a`` is the generalised Anscombe transform ``a(c) = 2 sqrt(c + 3/8 + s^2)``, ``s = lam r`` in counts
+    (:func:`~dipddpm.noise_models.generalised_anscombe`), and ``g`` its expected value for counts clipped at 0
+    (:func:`~dipddpm.noise_models.expected_generalised_anscombe`); ``r = 0`` is the plain transform.
+
     Parameters
     ----------
     inner : Operator
         ``B``: identity for denoising, a mask, downsampling.
     photons : float
         ``lam`` > 0, the expected count of a white pixel.
+    read_noise : float
+        ``r`` >= 0, the standard deviation of Gaussian noise added to ``y``, image units.
     """
 
     points = 4097
 
-    def __init__(self, inner: Operator, photons: float) -> None:
+    def __init__(self, inner: Operator, photons: float, read_noise: float = 0.0) -> None:
         if isinstance(photons, bool) or not isinstance(photons, numbers.Real) or not 0 < photons < float("inf"):
             raise InputError(f"photons must be a positive number, got {photons!r}")
-        self.inner, self.photons = inner, float(photons)
-        self.offset = float(anscombe(np.float64(0.0)))
-        self.span = float(anscombe(np.float64(self.photons))) - self.offset
+        if isinstance(read_noise, bool) or not isinstance(read_noise, numbers.Real) or not 0 <= read_noise < 1:
+            raise InputError(f"the read noise must be a number in [0, 1), image units, got {read_noise!r}")
+        self.inner, self.photons, self.read_noise = inner, float(photons), float(read_noise)
+        self.counts_noise = self.photons * self.read_noise
+        self.offset = float(generalised_anscombe(np.float64(0.0), self.counts_noise))
+        self.span = float(generalised_anscombe(np.float64(self.photons), self.counts_noise)) - self.offset
         grid = torch.linspace(0.0, self.photons, self.points, dtype=torch.float64)
-        self.table = (torch.from_numpy(expected_anscombe(grid.numpy())) - self.offset) / self.span
+        expected = expected_generalised_anscombe(grid.numpy(), self.counts_noise)
+        self.table = (torch.from_numpy(expected) - self.offset) / self.span
 
     @property
     def sigma(self) -> float:
@@ -208,8 +219,8 @@ class AnscombeStabilised:
 
     def stabilise(self, y: torch.Tensor) -> torch.Tensor:
         """``t = (a(lam y) - a(0)) / (a(lam) - a(0))`` for a measurement ``y`` >= 0 in image units
-        (:func:`~dipddpm.noise_models.anscombe` refuses negative counts)."""
-        return (anscombe(self.photons * y) - self.offset) / self.span
+        (:func:`~dipddpm.noise_models.generalised_anscombe` refuses negative counts)."""
+        return (generalised_anscombe(self.photons * y, self.counts_noise) - self.offset) / self.span
 
     def A(self, x: torch.Tensor) -> torch.Tensor:
         position = self.inner.A(x).clamp(0.0, 1.0) * (self.points - 1)
@@ -281,6 +292,9 @@ def describe(operator: Operator) -> str:
         return f"downsample x{operator.factor}"
     if isinstance(operator, AnscombeStabilised):
         inner = "" if isinstance(operator.inner, Identity) else f"{describe(operator.inner)}, "
+        if operator.read_noise:
+            return (f"{inner}generalised-Anscombe-stabilised ({operator.photons:g} photons, read noise "
+                    f"{operator.read_noise:.3g})")
         return f"{inner}Anscombe-stabilised ({operator.photons:g} photons)"
     inner = operator.physics if isinstance(operator, DeepinvOperator) else operator
     return f"custom ({type(inner).__name__})"

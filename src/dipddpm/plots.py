@@ -182,7 +182,7 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
         _stage_bands(ax_loss, result, last)
         _stage_bands(ax_psnr, result, last)
 
-    stabilised = result.sigma_source == "photons"  # Poisson fitted as Gaussian in Anscombe units
+    stabilised = result.sigma_source in ("photons", "photons-estimated")  # Poisson fitted in Anscombe units
     gaussian = result.noise == "gaussian" or stabilised
     units = ", Anscombe-stabilised units" if stabilised else ""
     ax_loss.semilogy(it, h["loss"], color=COLORS["loss"], lw=0.8,

@@ -34,6 +34,7 @@ from .ensemble import Member, ensemble_mse, ensemble_mse_uncertainty, plan_membe
 from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
+from .noise_fit import fit_noise_model
 from .noise_models import NoiseModel, get_noise_model
 from .physics import AnscombeStabilised, Identity, Operator, describe, image_shape, observed_weights
 from .result import Restoration
@@ -50,9 +51,12 @@ from .stopping import (
     holdout_mask,
 )
 
-__all__ = ["DEFAULT_STOPPER", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma", "check_stopper_name",
-           "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level", "resolve_device",
-           "resolve_stopper", "restore_tensor"]
+__all__ = ["DEFAULT_STOPPER", "PHOTONS_OFF", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma",
+           "check_stopper_name", "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level",
+           "photon_count", "photons_estimable", "resolve_device", "resolve_stopper", "restore_tensor"]
+
+PHOTONS_OFF = "off"
+"""The ``photons`` value that keeps Poisson data unstabilised: the network fits ``y`` with the Poisson loss."""
 
 STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "auto"
@@ -223,18 +227,83 @@ def noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool)
     return value, "estimated"
 
 
+def photons_estimable(noise_model: str, photons, sigma: float | None, physics: Operator | None) -> bool:
+    """Whether :func:`photon_count` estimates the photon count: Poisson denoising with neither ``photons``
+    nor ``sigma`` given (the fit needs the measured image itself, so not behind a mask or downsampling)."""
+    return (noise_model == "poisson" and photons is None and sigma is None
+            and (physics is None or isinstance(physics, Identity)))
+
+
+def photon_count(observation: torch.Tensor, photons, read_noise: float,
+                 estimable: bool) -> tuple[float | None, float, str, dict | None]:
+    """``(photons, read_noise, source, noise_fit)``: what a Poisson run is stabilised with, and where it came from.
+
+    A given number of photons (and ``read_noise``) is checked and returned with source ``"photons"``. When
+    ``estimable`` (:func:`photons_estimable`), the noise model ``var(y | x) = a x + b`` is fitted to
+    ``observation`` (:func:`dipddpm.noise_fit.fit_noise_model`) and ``photons = 1 / a`` is returned with
+    source ``"photons-estimated"`` and, when the fit calls the noise Poisson-Gaussian, ``read_noise =
+    sqrt(b)`` (the run then uses the generalised Anscombe transform); unless the fit calls the noise Gaussian
+    (``a`` compatible with 0: not Poisson-like) or the image is too small to fit: then
+    ``(None, 0, "none", ...)`` and the run fits ``y`` with the Poisson loss, as with ``photons = "off"``
+    (:data:`PHOTONS_OFF`). ``noise_fit`` is the fit as a dict (:meth:`~dipddpm.noise_fit.NoiseFit.to_dict`)
+    with ``used`` (whether it set the photon count) and, when not, ``reason``; None when nothing was fitted.
+
+    Parameters
+    ----------
+    observation : torch.Tensor
+        ``(1, C, H, W)`` in [0, 1].
+    photons : float, "off" or None
+        As given to :func:`restore_tensor`.
+    read_noise : float
+        As given to :func:`restore_tensor` (only with a number of photons).
+    estimable : bool
+        Estimate when ``photons`` is None.
+
+    Returns
+    -------
+    photons : float or None
+    read_noise : float
+    source : str
+    noise_fit : dict or None
+    """
+    if read_noise and (photons is None or isinstance(photons, str)):
+        raise InputError("a read noise goes with a given number of photons")
+    if isinstance(photons, str):
+        if photons != PHOTONS_OFF:
+            raise InputError(f"photons must be a positive number or {PHOTONS_OFF!r}, got {photons!r}")
+        return None, 0.0, "none", None
+    if photons is not None:
+        if isinstance(photons, bool) or not isinstance(photons, (int, float, np.integer, np.floating)) or not (
+                math.isfinite(photons) and photons > 0):
+            raise InputError(f"photons must be a positive number, got {photons!r}")
+        return float(photons), float(read_noise), "photons", None
+    if not estimable:
+        return None, 0.0, "none", None
+    image = observation[0].permute(1, 2, 0).double().cpu().numpy()
+    try:
+        fit = fit_noise_model(image, channel_axis=-1)
+    except InputError as err:
+        return None, 0.0, "none", {"used": False, "reason": str(err)}
+    record = fit.to_dict()
+    if fit.kind == "gaussian":
+        return None, 0.0, "none", {**record, "used": False,
+                                   "reason": "the fitted noise does not grow with the signal (a is compatible with 0)"}
+    return fit.photons, fit.read_noise, "photons-estimated", {**record, "used": True}
+
+
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
                    noise: torch.Tensor | None = None, physics: Operator | None = None,
-                   noise_model: str = "gaussian", photons: float | None = None) -> Restoration:
+                   noise_model: str = "gaussian", photons: float | str | None = None,
+                   read_noise: float = 0.0) -> Restoration:
     """Restore one image tensor from a noisy measurement ``y = A x + n``.
 
     Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
-    so does Poisson noise with known ``photons``, after the Anscombe transform
+    so does Poisson noise with known or estimated ``photons``, after the Anscombe transform
     (:class:`~dipddpm.physics.AnscombeStabilised`: the run fits ``t = stabilised y`` through the
-    expected transform, with sigma known from ``photons``). Any other noise, or an unknown sigma,
-    trains on ``y`` itself (one stage) with the noise model's loss. The held-out stopper, deciding
+    expected transform, with sigma known from ``photons``; :func:`photon_count`). Any other noise, or an
+    unknown sigma, trains on ``y`` itself (one stage) with the noise model's loss. The held-out stopper, deciding
     or only watching, removes its values from training for the whole run.
 
     Parameters
@@ -266,9 +335,15 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     noise_model : str
         The noise of ``y``, one of :data:`dipddpm.noise_models.NOISE_MODELS`: it sets the training
         loss and which stoppers are valid.
-    photons : float, optional
+    photons : float, "off" or None
         Poisson noise only: the expected count of a white pixel (``y = Poisson(photons x) / photons``).
-        When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None.
+        When given, the run is Gaussian in Anscombe units (above); ``sigma`` must then be None. None
+        (Poisson denoising without sigma): estimated from ``y`` (:func:`photon_count`; the fit is in
+        ``Restoration.noise_fit``). ``"off"``: no stabilisation, the run fits ``y`` with the Poisson loss.
+    read_noise : float
+        With a number of ``photons``: the standard deviation of Gaussian noise added to the Poisson data
+        (image units); the run then uses the generalised Anscombe transform. An estimated photon count
+        brings its own.
 
     Returns
     -------
@@ -287,7 +362,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if config.ensemble > 1:
         members = list(ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
                                         watch=watch, reference=reference, callbacks=callbacks, physics=physics,
-                                        noise_model=noise_model, photons=photons))
+                                        noise_model=noise_model, photons=photons, read_noise=read_noise))
         return replace(combine_members(members, reference, seed), seconds=time.perf_counter() - start)
     for name in [stopper, *watch]:
         check_stopper_name(name)
@@ -298,15 +373,17 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         raise InputError(f"the reference has shape {tuple(reference.shape)}, the restored image will have {shape}")
     if model.name == "poisson" and bool((observation < 0).any()):
         raise InputError("Poisson data cannot be negative (counts, or counts / photons, are >= 0)")
+    if photons is not None and not isinstance(photons, str) and (model.name != "poisson" or sigma is not None):
+        raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
     measurement, noise_name = observation, model.name
+    photons, read_noise, photon_source, noise_fit = photon_count(
+        observation, photons, read_noise, photons_estimable(model.name, photons, sigma, physics))
     if photons is not None:
-        if model.name != "poisson" or sigma is not None:
-            raise InputError("photons go with Poisson noise and no sigma (sigma is then known from them)")
-        physics = AnscombeStabilised(physics, photons)
+        physics = AnscombeStabilised(physics, photons, read_noise)
         observation, sigma, model = physics.stabilise(observation), physics.sigma, get_noise_model("gaussian")
     gaussian = model.name == "gaussian"
     sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
-    source = "photons" if photons is not None else source
+    source = photon_source if photons is not None else source
     stopper = resolve_stopper(stopper, model.name, physics, sigma)
     names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]
                                + (["oracle"] if reference is not None else [])))
@@ -359,7 +436,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
         outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
-        noise=noise_name, physics=describe(physics))
+        noise=noise_name, physics=describe(physics), noise_fit=noise_fit)
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -397,7 +474,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     """Run the ``config.ensemble`` members of an ensemble one after another (:func:`dipddpm.ensemble.plan_members`).
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
-    and its own stop (sigma, when it is estimated, is estimated by each run: the same value).
+    and its own stop. Sigma, when it is estimated, is estimated by each run (the same value); a photon count,
+    when estimated, once for all members (and the members' results say so).
 
     Parameters
     ----------
@@ -412,6 +490,12 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     ------
     (Member, Restoration)
     """
+    physics = run_args.get("physics") or Identity()
+    noise_name = get_noise_model(run_args.get("noise_model", "gaussian")).name
+    counted = photons_estimable(noise_name, run_args.get("photons"), sigma, physics)
+    if counted:  # once for all members; a fit that is not used leaves the members unstabilised
+        photons, read_noise, photon_source, noise_fit = photon_count(observation, None, 0.0, True)
+        run_args = {**run_args, "photons": PHOTONS_OFF if photons is None else photons, "read_noise": read_noise}
     plan = plan_members(config.ensemble, seed)
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     member_config = replace(config, ensemble=1)
@@ -419,6 +503,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
         pair_z = first_z if member.pair == 0 else draw_noise(observation.shape, plan[2 * member.pair].seed)
         result = restore_tensor(observation, sigma, config=member_config, seed=member.seed,
                                 noise=member.sign * pair_z, **run_args)
+        if counted:
+            result = replace(result, sigma_source=photon_source if photons is not None else "none", noise_fit=noise_fit)
         yield member, result
 
 

@@ -75,7 +75,8 @@ class Restoration:
         Gaussian denoising and none given). For Poisson data with known photons, the level of the
         Anscombe-stabilised measurement (:class:`~dipddpm.physics.AnscombeStabilised`).
     sigma_source : str
-        ``"given"``, ``"estimated"`` (wavelet MAD), ``"photons"`` (from the Poisson photon count) or ``"none"``.
+        ``"given"``, ``"estimated"`` (from the image), ``"photons"`` (from the given Poisson photon count),
+        ``"photons-estimated"`` (from the photon count estimated from the image) or ``"none"``.
     seed : int
         Seed of the run.
     device : str
@@ -113,6 +114,10 @@ class Restoration:
         ``pair``, ``sign``, ``stop_iteration``, ``stopped_by``, ``iterations_run``, ``estimated_psnr``,
         ``seconds`` (and with a reference ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``); empty
         for a single run.
+    noise_fit : dict or None
+        Poisson denoising without a given photon count: the noise model fitted to the image
+        (:func:`dipddpm.restore.photon_count`: ``a``, ``b``, ``photons``, ``kind``, ..., ``used``, and
+        ``reason`` when it was not used); None otherwise.
     """
 
     image: Any
@@ -140,6 +145,7 @@ class Restoration:
     noise: str = "gaussian"
     physics: str = "identity"
     members: list = field(default_factory=list)
+    noise_fit: dict | None = None
 
     def describe_estimate(self) -> str:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"``."""
@@ -173,6 +179,8 @@ class Restoration:
         }
         if self.members:
             out["members"] = self.members
+        if self.noise_fit is not None:
+            out["noise_fit"] = self.noise_fit
         if self.evaluation is not None:
             out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
             out["evaluation"] = self.evaluation
@@ -219,7 +227,8 @@ class TiledRestoration:
     sigma_used : float or None
         Noise level used for every tile, image units (stabilised units for Poisson with photons).
     sigma_source : str
-        ``"given"``, ``"estimated"`` (once, on the whole image), ``"photons"`` or ``"none"``.
+        ``"given"``, ``"estimated"`` (once, on the whole image), ``"photons"``, ``"photons-estimated"`` (the
+        photon count estimated once, on the whole image) or ``"none"``.
     seed : int
     device : str
     seconds : float
@@ -231,6 +240,8 @@ class TiledRestoration:
         The settings of every tile's run.
     versions : dict
         Package versions.
+    noise_fit : dict or None
+        As for :class:`Restoration`, fitted once on the whole image.
     """
 
     image: Any
@@ -246,6 +257,7 @@ class TiledRestoration:
     evaluation: dict | None
     config: dict
     versions: dict = field(default_factory=versions)
+    noise_fit: dict | None = None
 
     @property
     def stop_iterations(self) -> list[int]:
@@ -265,6 +277,8 @@ class TiledRestoration:
                "estimated_psnr": self.estimated_psnr, "sigma_used": self.sigma_used,
                "sigma_source": self.sigma_source, "seed": self.seed, "device": self.device,
                "seconds": self.seconds}
+        if self.noise_fit is not None:
+            out["noise_fit"] = self.noise_fit
         if self.evaluation is not None:
             out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr")})
             out["evaluation"] = self.evaluation
