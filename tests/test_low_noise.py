@@ -49,3 +49,25 @@ def test_other_runs_keep_the_configured_optimiser():
     photons = restore_tensor(noisy, None, config=TINY, stopper="fixed:6", noise_model="poisson", photons=2000.0)
     for result in (poisson, photons):
         assert result.history["lr"][0] == pytest.approx(0.01) and result.config["train"]["lr"] == 0.01
+
+
+def test_a_clipped_image_is_declipped_and_nothing_else_changes():
+    from dipddpm.restore import declipped
+
+    clean = torch.from_numpy(smooth_image(24, 24)).permute(2, 0, 1)[None].float() * 0.3  # dark: much clipping
+    noisy = (clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    raw = restore_tensor(noisy, 0.2, config=replace(TINY, declip=False), seed=2)
+    fixed = restore_tensor(noisy, 0.2, config=TINY, seed=2)
+    assert raw.stop_iteration == fixed.stop_iteration
+    assert torch.allclose(fixed.image, declipped(raw.image, 0.2))
+    assert float(fixed.image.mean()) < float(raw.image.mean())  # the fit is pulled up by clipping at black
+    unclipped = noisy.clamp(1e-3, 1 - 1e-3)  # nothing sits on a bound: not clipped, nothing to undo
+    assert torch.equal(restore_tensor(unclipped, 0.2, config=TINY, seed=2).image,
+                       restore_tensor(unclipped, 0.2, config=replace(TINY, declip=False), seed=2).image)
+
+
+def test_an_estimated_sigma_gives_no_psnr_estimate():
+    noisy = _noisy(25 / 255)
+    assert restore_tensor(noisy, None, config=TINY).estimated_psnr is None
+    given = restore_tensor(noisy, 25 / 255, config=TINY)
+    assert given.estimated_psnr is not None and given.stoppers["recorruption"]["estimated_mse"] > 0

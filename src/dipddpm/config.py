@@ -165,7 +165,9 @@ class DenoiserConfig:
     ``low_noise`` (None: never) switches plain Gaussian denoising at low noise to a faster optimiser;
     :meth:`train_for` gives the training settings a run with a given sigma uses. ``ensemble`` is the
     number of runs averaged (:mod:`dipddpm.ensemble`: antithetic pairs ``z``, ``-z``, each run with its
-    own initialisation and its own stop); 1 is a single run.
+    own initialisation and its own stop); 1 is a single run. ``declip`` maps the result of plain Gaussian
+    denoising of a clipped image (values at exactly 0 or 1) through the inverse of the clipped mean
+    (:func:`dipddpm.restore.declipped`): the fit estimates ``E clip(x + n)``, biased near black and white.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -173,6 +175,7 @@ class DenoiserConfig:
     stopping: StoppingConfig = field(default_factory=StoppingConfig)
     low_noise: LowNoiseOptimiser | None = field(default_factory=LowNoiseOptimiser)
     ensemble: int = 1
+    declip: bool = True
 
     def __post_init__(self):
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:

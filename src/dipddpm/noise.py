@@ -10,9 +10,9 @@ from scipy.special import gammaincinv, ndtr
 
 from .errors import InputError
 
-__all__ = ["add_gaussian_noise", "clipped_mean_inverse", "clipped_noise_moments", "estimate_sigma",
-           "estimate_sigma_pca", "estimate_sigma_weak_texture", "estimate_sigma_wavelet", "pca_noise_variance",
-           "SIGMA_METHODS", "SIGMA_ESTIMATE_REL_ERROR"]
+__all__ = ["add_gaussian_noise", "clipped_mean_inverse", "clipped_mean_slope", "clipped_noise_moments",
+           "estimate_sigma", "estimate_sigma_pca", "estimate_sigma_weak_texture", "estimate_sigma_wavelet",
+           "pca_noise_variance", "touches_bounds", "SIGMA_METHODS", "SIGMA_ESTIMATE_REL_ERROR"]
 
 SIGMA_METHODS = ("wavelet", "pca", "weak-texture")
 """Values of ``method`` accepted by :func:`estimate_sigma`."""
@@ -123,6 +123,34 @@ def clipped_mean_inverse(values: np.ndarray, sigma: float, points: int = 4097) -
     grid = np.linspace(0.0, 1.0, points)
     means = grid + clipped_noise_moments(grid, sigma)[0]
     return np.interp(np.asarray(values, dtype=np.float64), means, grid)
+
+
+def clipped_mean_slope(x: np.ndarray, sigma: float) -> np.ndarray:
+    """``m'(x) = Phi((1 - x) / sigma) - Phi(-x / sigma)``: the slope of the clipped mean ``m(x) = E clip(x + sigma n)``.
+
+    It is the probability that ``x + sigma n`` is not clipped: 1 far from 0 and 1, about 1/2 at them. An error
+    ``d`` in an estimate of ``m(x)`` becomes about ``d / m'(x)`` after :func:`clipped_mean_inverse`.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Clean values in [0, 1].
+    sigma : float
+        Noise standard deviation before clipping, > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return ndtr((1.0 - x) / sigma) - ndtr(-x / sigma)
+
+
+def touches_bounds(values: np.ndarray) -> bool:
+    """Whether an image in [0, 1] has values at exactly 0 or 1: the mark of clipping (8-bit noisy images have
+    many). Unclipped noisy data never sits exactly on a bound."""
+    values = np.asarray(values)
+    return bool(values.size and values.min() >= 0 and values.max() <= 1 and ((values == 0) | (values == 1)).any())
 
 
 def _clipped_std_ratio(x: np.ndarray, sigma: float) -> np.ndarray:

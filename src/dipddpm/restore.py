@@ -9,6 +9,7 @@ The clean reference, when given, reaches only the oracle stopper and the evaluat
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,7 +34,7 @@ from .engine import StepInfo, run
 from .ensemble import Member, ensemble_mse, ensemble_mse_uncertainty, plan_members
 from .errors import InputError
 from .metrics import tensor_psnr
-from .noise import SIGMA_ESTIMATE_REL_ERROR, estimate_sigma
+from .noise import SIGMA_ESTIMATE_REL_ERROR, clipped_mean_inverse, estimate_sigma, touches_bounds
 from .noise_fit import fit_noise_model
 from .noise_models import NoiseModel, get_noise_model
 from .physics import AnscombeStabilised, Identity, Operator, describe, image_shape, observed_weights
@@ -154,6 +155,7 @@ class _RunInputs:
     sigma_rel_error: float
     weights: torch.Tensor | None
     held_out: torch.Tensor | None
+    declip: bool
 
 
 def _needs_sigma(name: str, sigma: float | None) -> None:
@@ -174,7 +176,8 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
         if a <= 0:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
         return RecorruptionStopper(run_in.y, run_in.z, run_in.sigma, a, st.patience, clipped=run_in.clipped,
-                                   sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights)
+                                   sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights,
+                                   declipped=run_in.declip)
     if name == "held-out":
         return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience)
     if name == "es-wmv":
@@ -291,6 +294,30 @@ def photon_count(observation: torch.Tensor, photons, read_noise: float,
     return fit.photons, fit.read_noise, "photons-estimated", {**record, "used": True}
 
 
+def declipped(fit: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``m^{-1}(fit)``: a fit of clipped noisy data mapped to the clean image.
+
+    See :func:`dipddpm.noise.clipped_mean_inverse`.
+
+    Near black and white a fit of clipped data estimates the clipped mean ``m(x) = E clip(x + sigma n)``,
+    which is pulled towards the middle; the inverse removes that bias (Foi, Signal Processing 2009).
+
+    Parameters
+    ----------
+    fit : torch.Tensor
+        Values in [0, 1].
+    sigma : float
+        Noise standard deviation before clipping.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape, dtype and device.
+    """
+    values = clipped_mean_inverse(fit.detach().double().clamp(0.0, 1.0).cpu().numpy(), sigma)
+    return torch.from_numpy(values).to(device=fit.device, dtype=fit.dtype)
+
+
 def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig | None = None,
                    stopper: str = DEFAULT_STOPPER, watch: Sequence[str] = (), reference: torch.Tensor | None = None,
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
@@ -403,31 +430,37 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         measured = torch.ones_like(observation) if weights is None else weights
         held_out = draw_holdout(measured, config.stopping.holdout, seed)
         train_weights = measured * (1.0 - held_out)
+    plain_denoising = gaussian and photons is None and isinstance(physics, Identity)
+    declip = plain_denoising and config.declip and touches_bounds(observation.cpu().numpy())
     run_in = _RunInputs(y=observation, z=z, sigma=sigma, model=model, config=config, reference=reference,
                         clipped=bool(observation.min() >= 0 and observation.max() <= 1),
                         sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
-                        weights=weights, held_out=held_out)
+                        weights=weights, held_out=held_out, declip=declip)
     stoppers = {name: _build_stopper(name, run_in) for name in names}
-    plain_denoising = gaussian and photons is None and isinstance(physics, Identity)
     config = replace(config, train=config.train_for(sigma)) if plain_denoising else config
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),
                  physics=physics, pixel_loss=model.loss, train_weights=train_weights)
+    finish = functools.partial(declipped, sigma=sigma) if declip else (lambda fit: fit)
+    outputs = {name: finish(s.best_output) for name, s in stoppers.items() if s.best_output is not None}
+    image = finish(record.output)
 
     summaries = {name: s.summary() for name, s in stoppers.items()}
     evaluation = None
     if reference is not None:
-        for name, s in stoppers.items():
-            summaries[name]["ref_psnr"] = None if s.best_output is None else tensor_psnr(s.best_output, reference)
+        for name in stoppers:
+            summaries[name]["ref_psnr"] = tensor_psnr(outputs[name], reference) if name in outputs else None
         oracle = stoppers["oracle"]
         noisy_psnr = tensor_psnr(measurement, reference) if measurement.shape == reference.shape else None
         evaluation = {"note": "evaluation only: computed with the clean reference, never used by the run",
-                      "ref_psnr": tensor_psnr(record.output, reference), "oracle_psnr": oracle.best_value,
+                      "ref_psnr": tensor_psnr(image, reference), "oracle_psnr": summaries["oracle"]["ref_psnr"],
                       "oracle_iteration": oracle.best_iteration, "noisy_psnr": noisy_psnr,
                       "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
-    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising
-    recorruption = stoppers.get("recorruption") if isinstance(physics, Identity) else None
+    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising; it
+    # needs sigma to about 1 %, so an estimated sigma gives none (docs/method.md, 4c)
+    trusted = isinstance(physics, Identity) and source != "estimated"
+    recorruption = stoppers.get("recorruption") if trusted else None
     return Restoration(
-        image=record.output, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
+        image=image, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
         iterations_run=record.iterations_run,
         estimated_psnr=recorruption.estimated_psnr if recorruption is not None else None,
         estimated_psnr_range=recorruption.estimated_psnr_range if recorruption is not None else None,
@@ -435,8 +468,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
-        outputs={name: s.best_output for name, s in stoppers.items() if s.best_output is not None},
-        noise=noise_name, physics=describe(physics), noise_fit=noise_fit)
+        outputs=outputs, noise=noise_name, physics=describe(physics), noise_fit=noise_fit)
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -458,9 +490,8 @@ def _ensemble_estimate(plan: Sequence[Member], results: Sequence[Restoration]) -
     summaries = [r.stoppers.get("recorruption") for r in results]
     if any(s is None or s.get("offset") is None for s in summaries):
         return None, None
-    mse = ensemble_mse([s["validation_mse"] - s["offset"] for s in summaries],
-                       [r.outputs["recorruption"] for r in results])
-    spread = 2 * ensemble_mse_uncertainty(plan, *([s[key] for s in summaries] for key in (
+    mse = ensemble_mse([s["estimated_mse"] for s in summaries], [r.outputs["recorruption"] for r in results])
+    spread = 2 * ensemble_mse_uncertainty(plan, *([s[key] * s["error_gain"] for s in summaries] for key in (
         "noise_cross_sd", "error_cross_sd", "energy_sd", "sigma_sd")))
 
     def psnr_of(value: float) -> float | None:

@@ -22,7 +22,7 @@ import torch
 
 from .errors import InputError
 from .metrics import tensor_psnr
-from .noise import clipped_noise_moments
+from .noise import clipped_mean_inverse, clipped_mean_slope, clipped_noise_moments
 from .noise_models import squared_error, weighted_mean
 
 __all__ = [
@@ -210,16 +210,22 @@ def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: flo
 
 
 def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimate: torch.Tensor | None = None,
-                        weights: torch.Tensor | None = None) -> float:
-    """Expected noise energy of the validation copy: ``s_e^2 + (sigma/a)^2 * mean(z^2)``.
+                        weights: torch.Tensor | None = None, central: bool = False) -> float:
+    """What to subtract from the validation error to estimate the MSE: ``s^2 + (sigma/a)^2 * mean(z^2)``.
 
-    ``E ||xbar - ytilde||^2 / N = MSE(xbar, x) + s_e^2 + (sigma/a)^2 mean(z^2)`` where ``s_e^2``
-    is the mean energy of the observation's noise. Without clipping ``s_e^2 = sigma^2`` and,
-    with ``mean(z^2) -> 1``, this is the ``sigma^2 (1 + 1/a^2)`` of the method. For an observation
-    clipped to [0, 1], pass an estimate of the clean image: ``s_e^2`` is then the mean second
-    moment of clipped noise at those grey levels (:func:`dipddpm.noise.clipped_noise_moments`),
-    which is smaller near black and white. Using the drawn ``z`` removes its sampling error. With
-    ``weights``, both means run over the weighted values only.
+    Without clipping ``E ||xbar - ytilde||^2 / N = MSE(xbar, x) + sigma^2 + (sigma/a)^2 mean(z^2)``, so
+    ``s^2 = sigma^2`` and, with ``mean(z^2) -> 1``, this is the ``sigma^2 (1 + 1/a^2)`` of the method; using
+    the drawn ``z`` removes its sampling error.
+
+    For an observation clipped to [0, 1], pass the fit ``xbar``. Clipped noise ``e = clip(x + n) - x`` has
+    a mean ``b(x)`` and a variance ``v(x)`` that shrink near black and white
+    (:func:`dipddpm.noise.clipped_noise_moments`), and the net fits ``m(x) = x + b(x)``, not ``x``: with
+    ``xbar = m(x) + d``, ``E ||xbar - ytilde||^2 / N = mean(d^2) + mean(v) + (sigma/a)^2 mean(z^2)`` while
+    ``MSE(xbar, x) = mean(d^2) + mean(b^2) + 2 mean(b d)``. So ``s^2 = mean(v - b^2) = mean(E e^2 - 2 b^2)``,
+    evaluated at ``x = m^{-1}(xbar)`` (:func:`dipddpm.noise.clipped_mean_inverse`); the small ``mean(b d)``
+    is left out. With ``central``, ``s^2 = mean(v)``: ``v - offset`` then estimates ``mean(d^2)``, the error
+    of the fit as an estimate of ``m(x)`` (what a declipped result needs). With ``weights``, the means run
+    over the weighted values only.
 
     Parameters
     ----------
@@ -230,9 +236,11 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
     noise : torch.Tensor
         The fixed ``z``.
     estimate : torch.Tensor, optional
-        Estimate of the clean measurement, for a clipped observation.
+        The fit ``xbar`` (an estimate of the clipped mean ``m(x)``), for a clipped observation.
     weights : torch.Tensor, optional
         0/1 weights of the measured values that count (default: all).
+    central : bool
+        Subtract the clipped noise's variance only (above).
 
     Returns
     -------
@@ -241,9 +249,10 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
     if estimate is None:
         energy = sigma**2
     else:
-        clean = estimate.detach().double().clamp(0.0, 1.0).cpu().numpy()
+        clean = clipped_mean_inverse(estimate.detach().double().clamp(0.0, 1.0).cpu().numpy(), sigma)
         w = None if weights is None else np.broadcast_to(weights.detach().double().cpu().numpy(), clean.shape)
-        energy = float(np.average(clipped_noise_moments(clean, sigma)[1], weights=w))
+        bias, second = clipped_noise_moments(clean, sigma)
+        energy = float(np.average(second - (1 if central else 2) * bias**2, weights=w))
     return energy + (sigma / ratio) ** 2 * _z_energy(noise, weights)
 
 
@@ -303,14 +312,19 @@ class RecorruptionStopper(_FinalStageMinimum):
         PSNR estimate.
     weights : torch.Tensor, optional
         0/1 weights of the measured values that count (default: all).
+    declipped : bool
+        The result will be the declipped fit ``m^{-1}(xbar)`` (:func:`dipddpm.noise.clipped_mean_inverse`;
+        ``restore_tensor`` does this for clipped observations): the estimate is then of its error,
+        ``mean(d^2 / m'(x)^2)``, taken as ``mean(d^2)`` (central offset) times :attr:`error_gain`.
     """
 
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
                  patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
-                 weights: torch.Tensor | None = None):
+                 weights: torch.Tensor | None = None, declipped: bool = False):
         super().__init__(patience)
+        self.declipped = declipped and clipped
         self.validation = validation_target(observation, noise, sigma, ratio)
         self.noise = noise
         self.sigma = sigma
@@ -320,7 +334,7 @@ class RecorruptionStopper(_FinalStageMinimum):
         self.weights = weights
         self._count = noise.numel() if weights is None else float(torch.broadcast_to(weights, noise.shape).sum())
         self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
-        self._offset: tuple[int, float] | None = None  # (best iteration it belongs to, value)
+        self._offset: tuple[int, float, float] | None = None  # (best iteration it belongs to, offset, gain)
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.measured, self.validation, self.weights)
@@ -341,14 +355,31 @@ class RecorruptionStopper(_FinalStageMinimum):
         if self._offset is None or self._offset[0] != self.best_iteration:
             measured = self.best_output if self._best_measured is None else self._best_measured
             value = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
-                                        self.weights)
-            self._offset = (self.best_iteration, value)
+                                        self.weights, central=self.declipped)
+            gain = 1.0
+            if self.declipped:
+                fit = measured.detach().double().clamp(0.0, 1.0).cpu().numpy()
+                slope = clipped_mean_slope(clipped_mean_inverse(fit, self.sigma), self.sigma)
+                w = None if self.weights is None else np.broadcast_to(self.weights.double().cpu().numpy(), fit.shape)
+                gain = float(np.average(1.0 / np.maximum(slope, 0.5) ** 2, weights=w))
+            self._offset = (self.best_iteration, value, gain)
         return self._offset[1]
+
+    @property
+    def error_gain(self) -> float | None:
+        """``mean(1 / m'(x)^2)`` at the declipped fit (1 when not declipped): how much declipping scales the
+        fit's error (:func:`dipddpm.noise.clipped_mean_slope`)."""
+        return None if self.offset is None else self._offset[2]
+
+    @property
+    def estimated_mse(self) -> float | None:
+        """The estimated MSE of the result: ``(v - offset) * error_gain``."""
+        return None if self.offset is None else (self.best_value - self.offset) * self.error_gain
 
     @property
     def estimated_psnr(self) -> float | None:
         """``PSNR_hat`` of the returned iterate (dB), see :func:`estimated_psnr`."""
-        return estimated_psnr(self.best_value, self.offset) if self.best_output is not None else None
+        return None if self.offset is None else estimated_psnr(self.estimated_mse, 0.0)
 
     @property
     def noise_cross_sd(self) -> float | None:
@@ -399,13 +430,13 @@ class RecorruptionStopper(_FinalStageMinimum):
         """About a 95% range (offset +/- 2 standard deviations) of ``PSNR_hat``; None above means unbounded."""
         if self.best_output is None:
             return None
-        spread = 2 * self.offset_uncertainty
-        return (estimated_psnr(self.best_value, self.offset - spread),
-                estimated_psnr(self.best_value, self.offset + spread))
+        spread = 2 * self.offset_uncertainty * self.error_gain
+        return estimated_psnr(self.estimated_mse + spread, 0.0), estimated_psnr(self.estimated_mse - spread, 0.0)
 
     def summary(self) -> dict:
         return {**super().summary(), "estimated_psnr": self.estimated_psnr,
                 "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
+                "estimated_mse": self.estimated_mse, "error_gain": self.error_gain,
                 "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
                 "noise_cross_sd": self.noise_cross_sd, "error_cross_sd": self.error_cross_sd,
                 "energy_sd": self.energy_sd, "sigma_sd": self.sigma_sd}
