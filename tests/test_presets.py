@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 
 from dipddpm import DenoiserConfig, InputError
@@ -44,3 +46,10 @@ def test_fast_preset_changes_only_the_optimiser():
 
 def test_paper_preset_keeps_its_optimiser_at_low_noise():
     assert PRESETS["paper"].config.low_noise is None
+
+
+def test_quality_preset_is_the_default_run_four_times():
+    quality = PRESETS["quality"]
+    assert quality.config.ensemble == 4 and quality.stopper == "auto"
+    assert replace(quality.config, ensemble=1) == DenoiserConfig()
+    assert PRESETS["paper"].config.declip is False  # the original recipe returns its fit as it is

@@ -7,6 +7,10 @@ the default uses it only at sigma <= 18/255 (:class:`~dipddpm.config.LowNoiseOpt
 sooner and no lower, on 128² crops at sigma = 25 a third sooner but 0.08-0.16 dB lower; at sigma = 50
 it is up to 1.6 dB worse (the peak itself is lower) for little time saved.
 
+``quality`` averages four runs in antithetic pairs (:mod:`dipddpm.ensemble`); on the 128² tuning crops (seed 0,
+issue 13, ``benchmarks/results/ensemble/README.md``) four runs gained +0.55 / +0.57 / +0.38 dB over one at
+sigma = 15 / 25 / 50 and two runs +0.40 / +0.41 / +0.23 dB. The default stays one run, for time.
+
 A preset is a :class:`~dipddpm.config.DenoiserConfig` plus the stopper it is meant to run with.
 ``paper`` reproduces the denoising recipe of Ulyanov, Vedaldi & Lempitsky (*Deep Image Prior*,
 CVPR 2018, supplementary material and the authors' denoising notebook): the skip network with 128
@@ -62,6 +66,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
                    "defaults use it at sigma <= 18/255): up to 2x sooner at sigma 25, up to 1.6 dB worse at sigma 50",
            _FAST, "auto"),
+    Preset("quality", "the defaults averaged over 4 runs in antithetic pairs (z, -z), each with its own "
+                      "initialisation and stop: +0.4 to +0.6 dB over one run on the 128² tuning crops, for 4x the time",
+           DenoiserConfig(ensemble=4), "auto"),
     Preset("paper", "the original DIP denoising recipe: 128 channels, reflection padding, fit y for 3000 "
                     "iterations (slow on CPU; for comparison)", _PAPER, "fixed:3000"),
 ]}
