@@ -133,7 +133,9 @@ def _stage_bands(ax, result: Restoration, last: int) -> None:
 
 
 def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray | None:
-    """``PSNR_hat = -10 log10(v_t - offset - shift)`` at every iteration from the recorruption criterion.
+    """``PSNR_hat = -10 log10((v_t - offset - shift) g)`` at every iteration from the recorruption criterion.
+
+    ``g`` is the stopper's ``error_gain`` (1 unless the result is declipped).
 
     Parameters
     ----------
@@ -153,7 +155,8 @@ def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray 
     offset = result.stoppers.get("recorruption", {}).get("offset")
     if values is None or offset is None or result.estimated_psnr is None:
         return None
-    excess = np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift
+    gain = result.stoppers["recorruption"].get("error_gain") or 1.0  # a declipped result's error per fit error
+    excess = (np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift) * gain
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(excess > 0, -10 * np.log10(excess), np.nan)
 

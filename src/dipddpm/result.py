@@ -66,7 +66,8 @@ class Restoration:
     iterations_run : int
         Iterations trained (an ensemble: by all its runs).
     estimated_psnr : float or None
-        The recorruption stopper's PSNR estimate of the result (no clean image used), in dB.
+        The recorruption stopper's PSNR estimate of the result (no clean image used), in dB; None when
+        sigma was estimated (the estimate needs sigma to about 1 %, ``docs/method.md`` 4c).
     estimated_psnr_range : tuple or None
         About a 95% range of that estimate, ``(low, high)``; ``high`` is None when unbounded. It
         allows for the unknown noise-times-``z`` cross term and, for an estimated sigma, a 10% error.
@@ -148,9 +149,10 @@ class Restoration:
     noise_fit: dict | None = None
 
     def describe_estimate(self) -> str:
-        """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"``."""
+        """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"`` (with the
+        reason when sigma was estimated: the estimate needs sigma to about 1 %)."""
         if self.estimated_psnr is None:
-            return "n/a"
+            return "n/a (sigma was estimated; give sigma for one)" if self.sigma_source == "estimated" else "n/a"
         low, high = self.estimated_psnr_range or (None, None)
         span = f"{'?' if low is None else f'{low:.1f}'} to {'unbounded' if high is None else f'{high:.1f} dB'}"
         return f"{self.estimated_psnr:.2f} dB (range {span})"
