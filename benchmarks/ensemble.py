@@ -1,7 +1,8 @@
 """Ensembles (issue 13): PSNR, SSIM, stop gap and the PSNR estimate against the number of members K.
 
 For each noisy crop the package runs the members of a ``K``-member ensemble one by one
-(:func:`dipddpm.restore.ensemble_members`, the default settings, σ estimated) and scores every prefix
+(:func:`dipddpm.restore.ensemble_members`, the default settings, σ estimated unless ``--sigma-given``) and
+scores every prefix
 of 1, 2, 4, … members with :func:`dipddpm.restore.combine_members` — the ensemble of the first ``k``
 members is exactly what ``DenoiserConfig(ensemble=k)`` returns, so one ``K = 4`` run gives the
 ``K = 1, 2, 4`` rows. Member 0 is the single default run.
@@ -19,12 +20,14 @@ analysis. Rows are appended as they finish; ``--resume`` skips the (image, σ) a
 
 Usage:
     python benchmarks/ensemble.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 15,25,50]
-        [--seed 0] [--members 4] [--threads 2] [--bm3d] [--save-outputs DIR] --out FILE.jsonl [--resume]
+        [--seed 0] [--members 4] [--threads 2] [--bm3d] [--sigma-given] [--save-outputs DIR] --out FILE.jsonl
+        [--resume]
     python benchmarks/ensemble.py --report FILE.jsonl [FILE.jsonl ...]
 """
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -97,7 +100,8 @@ def measure(args) -> None:
                 continue
             noisy = make_noisy(clean, name, sigma255, args.seed)
             y, x = _tensor(noisy), _tensor(clean)
-            members = list(ensemble_members(y, None, config=config, seed=args.seed, reference=x))
+            given = sigma255 / 255 if args.sigma_given else None
+            members = list(ensemble_members(y, given, config=config, seed=args.seed, reference=x))
             plan_z = {m.pair: draw_noise(y.shape, m.seed) for m, _ in members if m.sign == 1}
             rows = [member_row(m, r, y, x, args.seed, plan_z) for m, r in members]
             if args.save_outputs:
@@ -107,7 +111,7 @@ def measure(args) -> None:
                                     noisy=noisy.astype(np.float32), clean=clean.astype(np.float32),
                                     members=np.stack([_numpy(r.image) for _, r in members]).astype(np.float32))
             base = {"image": name, "sigma": sigma255, "seed": args.seed, "crop": args.crop,
-                    "sigma_used": members[0][1].sigma_used}
+                    "sigma_used": members[0][1].sigma_used, "sigma_source": members[0][1].sigma_source}
             with out.open("a") as f:
                 for k in prefix_sizes(args.members):
                     result = combine_members(members[:k], x)
@@ -165,6 +169,28 @@ def report(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def estimate_table(rows: list[dict]) -> str:
+    """How far the printed PSNR estimate is from the truth, and how often its range holds it (rows with one)."""
+    groups: dict = {}
+    for r in rows:
+        if r.get("method") == "ours" and r.get("estimated_psnr") is not None:
+            groups.setdefault((r["sigma"], r["members_used"]), []).append(r)
+    if not groups:
+        return ""
+    lines = ["| σ | K | n | estimate − true: median | median abs | 90th pct abs | within 1 dB | truth in the range |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (sigma, k), rs in sorted(groups.items()):
+        errors = [r["estimated_psnr"] - r["psnr"] for r in rs]
+        absolute = sorted(abs(e) for e in errors)
+        p90 = absolute[min(len(absolute) - 1, math.ceil(0.9 * len(absolute)) - 1)]
+        inside = sum(lo is not None and lo <= r["psnr"] and (hi is None or r["psnr"] <= hi)
+                     for r in rs for lo, hi in [r["estimated_psnr_range"]])
+        lines.append(f"| {sigma:g} | {k} | {len(rs)} | {statistics.median(errors):+.2f} | "
+                     f"{statistics.median(absolute):.2f} | {p90:.2f} | {sum(e <= 1 for e in absolute)}/{len(rs)} | "
+                     f"{inside}/{len(rs)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", action="append", default=[])
@@ -175,13 +201,16 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bm3d", action="store_true")
+    parser.add_argument("--sigma-given", action="store_true", help="Give the runs the true σ (else estimated).")
     parser.add_argument("--save-outputs", help="Folder for each crop's noisy, clean and member images (npz).")
     parser.add_argument("--out")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report", nargs="+", type=Path)
     args = parser.parse_args()
     if args.report:
+        rows = [r for path in args.report for r in read_records(path) if "image" in r]
         print(report(args.report))
+        print(estimate_table(rows))
         return
     args.sigma = [float(s) for s in args.sigma.split(",")]
     measure(args)
