@@ -14,6 +14,11 @@ dB as measured (σ estimated) and as it would be with σ known (σ part replaced
 ``mean(n²) − s_e²(σ_true)``, ``s_e²`` scaled by ``(σ_true/σ_used)²`` and the cross part by
 ``σ_true/σ_used``), and each part's share, in units of the true MSE.
 
+This split is how the clipping bias of the old offset (the second moment at the fit, which estimates the
+clipped mean) and the size of the σ part were found (``docs/method.md`` 4c, 4e); the seed-0 rows of
+``benchmarks/results/ensemble/`` were recorded with that old offset. ``benchmarks/estimate_check.py`` applies the
+current estimator to saved fits, and ``benchmarks/ensemble.py --sigma-given`` measures it in the package.
+
 Usage:
     python benchmarks/estimate_error.py FILE.jsonl [FILE.jsonl ...]
 """
