@@ -61,6 +61,8 @@ def test_blending_tiles_that_return_their_input_gives_back_the_image():
     assert torch.allclose(result.image, image, atol=1e-6)
     assert len(result.tiles) == len(tile_boxes(37, 53, 16, 5))
     assert result.estimated_psnr == pytest.approx(30.0)  # equal tile estimates pool to the same value
+    estimated = restore_tiled(image, 0.1, 16, 5, _fake_restore(lambda y: y.clone()), sigma_source="estimated")
+    assert estimated.estimated_psnr is None and all(t["estimated_psnr"] is None for t in estimated.tiles)
 
 
 def test_blend_is_a_convex_combination_of_the_tiles():

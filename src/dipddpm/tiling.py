@@ -120,7 +120,8 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
         Clean image, EVALUATION ONLY: per-tile and whole-image PSNR, and the blend of every tile's
         oracle iterate.
     sigma_source : str
-        How ``sigma`` was obtained, for the record.
+        How ``sigma`` was obtained. ``"estimated"`` (once, on the whole image, then given to every tile)
+        gives no PSNR estimate, as for a single run (it needs sigma to about 1 %, ``docs/method.md`` 4c).
     on_tile : callable, optional
         Called with ``(index, count)`` before each tile (progress reporting).
 
@@ -144,18 +145,19 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
         window = (slice(None), slice(None), slice(top, top + th), slice(left, left + tw))
         ref_tile = None if reference is None else reference[window]
         result = restore(observation[window], sigma, reference=ref_tile)
+        tile_estimate = None if sigma_source == "estimated" else result.estimated_psnr
         first = first or result
         w = blend_window(th, tw, overlap).to(observation.device)[None, None]
         weights[window] += w
         blended[window] += w * result.image
         summary = {"top": top, "left": left, "height": th, "width": tw, "stop_iteration": result.stop_iteration,
                    "stopped_by": result.stopped_by, "iterations_run": result.iterations_run,
-                   "estimated_psnr": result.estimated_psnr, "seconds": result.seconds}
+                   "estimated_psnr": tile_estimate, "seconds": result.seconds}
         if result.evaluation is not None:
             oracle[window] += w * result.outputs["oracle"]
             summary.update({key: result.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
         tiles.append(summary)
-        estimated_mse.append(None if result.estimated_psnr is None else th * tw * 10 ** (-result.estimated_psnr / 10))
+        estimated_mse.append(None if tile_estimate is None else th * tw * 10 ** (-tile_estimate / 10))
     image = blended / weights
     estimate = None
     if all(m is not None for m in estimated_mse):
