@@ -38,7 +38,7 @@ import torch
 
 from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
 from dipddpm.bench.data import list_images, load_clean, make_noisy
-from dipddpm.bench.report import read_records
+from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr, ssim
@@ -137,8 +137,7 @@ def measure(args) -> None:
                                         "seconds": time.perf_counter() - start}) + "\n")
 
 
-def report(paths: list[Path]) -> str:
-    rows = [r for path in paths for r in read_records(path) if "image" in r]
+def report(rows: list[dict]) -> str:
     cbm3d = {(r["image"], r["sigma"], r["seed"]): r for r in rows if r["method"] == "cbm3d"}
     single = {(r["image"], r["sigma"], r["seed"]): r for r in rows if r["method"] == "ours" and r["members_used"] == 1}
     groups: dict = {}
@@ -186,8 +185,8 @@ def estimate_table(rows: list[dict]) -> str:
     for (sigma, k), rs in sorted(groups.items()):
         given = [r for r in rs if r["estimated_psnr"] is not None]
         errors = [r["estimated_psnr"] - r["psnr"] for r in given]
-        absolute = sorted(abs(e) for e in errors) + [math.inf] * (len(rs) - len(given))
-        p90 = absolute[min(len(absolute) - 1, math.ceil(0.9 * len(absolute)) - 1)]
+        absolute = [abs(e) for e in errors] + [math.inf] * (len(rs) - len(given))
+        p90 = nearest_rank(absolute, 0.9)
         inside = sum(lo is not None and lo <= r["psnr"] and (hi is None or r["psnr"] <= hi)
                      for r in given for lo, hi in [r["estimated_psnr_range"]])
         lines.append(f"| {sigma:g} | {k} | {len(rs)} | {len(rs) - len(given)} | "
@@ -214,7 +213,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.report:
         rows = [r for path in args.report for r in read_records(path) if "image" in r]
-        print(report(args.report))
+        print(report(rows))
         print(estimate_table(rows))
         return
     args.sigma = [float(s) for s in args.sigma.split(",")]

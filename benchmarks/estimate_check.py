@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dipddpm.bench.report import read_records
+from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.ensemble import ensemble_mse, ensemble_mse_uncertainty, plan_members
 from dipddpm.restore import declipped, draw_noise
 from dipddpm.stopping import Observation, RecorruptionStopper
@@ -79,8 +79,8 @@ def table(found: list[dict]) -> str:
     for f in found:
         groups.setdefault((f["sigma_from"], f["members"], f["sigma"]), []).append(f)
     for (source, k, sigma), items in sorted(groups.items()):
-        errors = sorted(math.inf if f["estimate"] is None else abs(f["estimate"] - f["true_psnr"]) for f in items)
-        p90 = errors[min(len(errors) - 1, math.ceil(0.9 * len(errors)) - 1)]
+        errors = [math.inf if f["estimate"] is None else abs(f["estimate"] - f["true_psnr"]) for f in items]
+        p90 = nearest_rank(errors, 0.9)
         inside = sum(f["low"] <= f["true_psnr"] and (f["high"] is None or f["true_psnr"] <= f["high"]) for f in items)
         lines.append(f"| {source} | {k} | {sigma:g} | {len(items)} | {statistics.median(errors):.2f} | {p90:.2f} | "
                      f"{sum(e <= 1 for e in errors)}/{len(items)} | {inside}/{len(items)} |")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dipddpm.bench.report import read_records
+from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.restore import draw_noise
 
 RATIO = 0.25
@@ -77,8 +77,8 @@ def analyse(rows: list[dict], shape: tuple) -> str:
     for (k, sigma), items in sorted(table.items()):
         cells = []
         for key in ("measured", "known"):
-            errors = sorted(abs(i[key]) for i in items)
-            p90 = errors[min(len(errors) - 1, math.ceil(0.9 * len(errors)) - 1)]
+            errors = [abs(i[key]) for i in items]
+            p90 = nearest_rank(errors, 0.9)
             within = sum(e <= 1 for e in errors)
             cells.append(f"{statistics.median(errors):.2f} / {p90:.2f} / {within}/{len(errors)}")
         shares = " / ".join(f"{statistics.median(i[key] for i in items):.2f}" for key in ("sigma", "cross", "rest"))

@@ -49,6 +49,7 @@ from .stopping import (
     ScheduleEndStopper,
     Stopper,
     WindowedVarianceStopper,
+    estimated_psnr,
     holdout_mask,
 )
 
@@ -493,11 +494,7 @@ def _ensemble_estimate(plan: Sequence[Member], results: Sequence[Restoration]) -
     mse = ensemble_mse([s["estimated_mse"] for s in summaries], [r.outputs["recorruption"] for r in results])
     spread = 2 * ensemble_mse_uncertainty(plan, *([s[key] * s["error_gain"] for s in summaries] for key in (
         "noise_cross_sd", "error_cross_sd", "energy_sd", "sigma_sd")))
-
-    def psnr_of(value: float) -> float | None:
-        return -10.0 * math.log10(value) if value > 0 else None
-
-    return psnr_of(mse), (psnr_of(mse + spread), psnr_of(mse - spread))
+    return estimated_psnr(mse, 0.0), (estimated_psnr(mse + spread, 0.0), estimated_psnr(mse - spread, 0.0))
 
 
 def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig, seed: int = 0,

@@ -71,6 +71,24 @@ def replay_minimum(validation, patience: int, stage=None, every: int = 1) -> tup
     return best_i, None
 
 
+def nearest_rank(values, fraction: float) -> float:
+    """The nearest-rank ``fraction`` quantile of ``values`` (an element of them, so ``inf`` stays ``inf``).
+
+    Parameters
+    ----------
+    values : iterable of float
+        At least one value.
+    fraction : float
+        In (0, 1], e.g. 0.9 for the 90th percentile.
+
+    Returns
+    -------
+    float
+    """
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)]
+
+
 def _finite(values) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
 
