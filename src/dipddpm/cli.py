@@ -368,7 +368,8 @@ def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max
         _denoise_stack(pages, layout, settings, references, watched, outputs, quiet)
         return
     info = settings.restore(image, reference=references[0], watch=watched, progress=False if quiet else None)
-    label = "restored" + ("" if tile_size is not None else f" (iteration {info.stop_iteration})")
+    label = "restored" + ("" if tile_size is not None else f" ({len(info.members)} runs averaged)" if info.members
+                          else f" (iteration {info.stop_iteration})")
     shown = {"noisy": image, label: info.image}
     if references[0] is not None:
         shown["reference (evaluation only)"] = references[0]
