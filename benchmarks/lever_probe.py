@@ -1,11 +1,11 @@
 """Speed levers probed on one noisy tuning crop (issue 12): one DIP trajectory per call, every step recorded.
 
-This harness has its own minimal training loop on purpose: it tries levers the package does not have
-(a cosine learning-rate decay, annealed input jitter, a coarse start at half resolution, the blurred
-training target as input channels, decoupled weight decay), so that only the ones the numbers justify
-reach :mod:`dipddpm.engine`. Everything else is the package's default run: the skip U-Net, the fixed code
-``u`` (32 channels, U(0, 0.1)), jitter 1/30, EMA 0.99 output, training on ``y + a sigma z`` (a = 0.25, sigma
-estimated) and the recorruption criterion ``||xbar - (y - sigma/a z)||^2 / N``.
+This harness has its own minimal training loop on purpose: it tries levers the package does not have (a cosine
+learning-rate decay, annealed input jitter, a coarse start at half resolution, the blurred training target as
+input channels, decoupled weight decay, a net at half resolution with pixel shuffle), so that only the ones the
+numbers justify reach :mod:`dipddpm.engine`. Everything else is the package's default run: the skip U-Net, the
+fixed code ``u`` (32 channels, U(0, 0.1)), jitter 1/30, EMA 0.99 output, training on ``y + a sigma z`` (a =
+0.25, sigma estimated) and the recorruption criterion ``||xbar - (y - sigma/a z)||^2 / N``.
 
 The clean crop only scores (true PSNR of the EMA output every step); the stop is replayed from the
 criterion with the package's rule (minimum, patience P, ``dipddpm.bench.report.replay_minimum``) for
@@ -79,6 +79,10 @@ def main() -> None:
     p.add_argument("--input", default="code", help="code, or blur:W (the target blurred by a Gaussian of width W "
                                                    "in 3 of the 32 input channels)")
     p.add_argument("--ratio", type=float, default=0.25)
+    p.add_argument("--shuffle", type=int, default=1, help="the net runs at 1/F of the size with F*F times the "
+                                                           "output channels, rearranged by pixel shuffle")
+    p.add_argument("--depth", type=int, default=5)
+    p.add_argument("--width", type=int, default=32)
     p.add_argument("--tag", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -97,10 +101,11 @@ def main() -> None:
     run_seed = int(np.random.SeedSequence(args.seed).generate_state(3)[0])  # the engine's seed for a run
     generator = torch.Generator().manual_seed(run_seed)
     torch.manual_seed(run_seed)
-    net = SkipUNet(channels, NetConfig())
-    ph, pw = padded_size(height, width, 5)
+    shuffle = args.shuffle
+    net = SkipUNet(channels * shuffle**2, NetConfig(depth=args.depth, channels=args.width))
+    ph, pw = (shuffle * n for n in padded_size(-(-height // shuffle), -(-width // shuffle), args.depth))
     top, left = (ph - height) // 2, (pw - width) // 2
-    code = args.code_scale * torch.rand(1, 32, ph, pw, generator=generator)
+    code = args.code_scale * torch.rand(1, 32, ph // shuffle, pw // shuffle, generator=generator)
     if args.input.startswith("blur:"):
         blurred = F.pad(gaussian_blur(target, float(args.input[5:])), (left, pw - width - left, top, ph - height - top),
                         mode="replicate")
@@ -117,7 +122,7 @@ def main() -> None:
             group["lr"] = args.lr * min(1.0, (step_index + 1) / max(args.warmup, 1)) * schedule(args.decay, step_index)
         jitter = torch.randn(code_now.shape, generator=generator) * args.jitter * schedule(args.jitter_schedule,
                                                                                           step_index)
-        out = net(code_now + jitter)[..., t:t + h, lft:lft + w]
+        out = F.pixel_shuffle(net(code_now + jitter), shuffle)[..., t:t + h, lft:lft + w]
         loss = ((out - goal) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()

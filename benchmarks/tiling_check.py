@@ -13,6 +13,7 @@ sigma and seed, whose numbers can be read there).
 """
 
 import argparse
+import functools
 import json
 
 from dipddpm.bench.data import list_images, load_clean, make_noisy
@@ -41,9 +42,7 @@ def main() -> None:
         sigma = estimate_sigma(noisy, channel_axis=-1)
         whole = None if args.tiled_only else restore_tensor(y, sigma, reference=ref, seed=args.seed)
 
-        def restore(tile, tile_sigma, reference=None):
-            return restore_tensor(tile, tile_sigma, reference=reference, seed=args.seed)
-
+        restore = functools.partial(restore_tensor, seed=args.seed)
         tiled = restore_tiled(y, sigma, args.tile, args.overlap, restore, reference=ref)
         row = {"image": name, "crop": args.crop, "sigma": args.sigma, "seed": args.seed, "tile": args.tile,
                "overlap": args.overlap, "tiles": len(tiled.tiles),

@@ -30,6 +30,8 @@ from dipddpm.executors import (
     RayTasks,
     available_cores,
     local_executor,
+    run_in_order,
+    runs_at_once,
     threads_per_worker,
 )
 from dipddpm.io import read_pages, write_image
@@ -213,6 +215,37 @@ def test_local_executor_choice():
     assert local_executor(3).workers == 3 and local_executor(3).threads == threads_per_worker(3)
     cores = available_cores()
     assert isinstance(local_executor(None, "cpu"), InProcess if cores == 1 else LocalProcesses)
+
+
+def _power(base, exponent):
+    if base < 0:
+        raise InputError(f"negative base {base}")
+    return base ** exponent
+
+
+def test_run_in_order_keeps_the_order_and_raises_a_runs_error():
+    keywords = [{"base": b, "exponent": 2} for b in (5, 1, 4, 2, 3)]
+    assert run_in_order(_power, keywords, 2) == run_in_order(_power, keywords, 1) == [25, 1, 16, 4, 9]
+    with pytest.raises(InputError, match="negative base -1"):
+        run_in_order(_power, [*keywords, {"base": -1, "exponent": 2}], 2)
+
+
+class _EveryStep:
+    def __call__(self, info):
+        pass
+
+
+class _Counting(_EveryStep):
+    def runs_finished(self, done, total):
+        pass
+
+
+def test_runs_at_once():
+    cores = available_cores()
+    assert runs_at_once(4, None, "cpu") == min(4, cores) and runs_at_once(4, None, "cuda") == 1
+    assert runs_at_once(4, 3, "cpu") == 3 and runs_at_once(2, 8, "cpu") == 2 and runs_at_once(1, 8, "cpu") == 1
+    assert runs_at_once(4, 3, "cpu", [_Counting()]) == 3  # told of finished runs instead of every step
+    assert runs_at_once(4, 3, "cpu", [_Counting(), _EveryStep()]) == 1  # needs every step: runs stay here
 
 
 def test_threads_are_split_between_workers():

@@ -37,7 +37,7 @@ def small_network(monkeypatch):
             fast, staging=fast.staging if given.staging == StagingConfig() else given.staging,
             train=replace(fast.train, max_iter=given.train.max_iter,
                           net=replace(fast.train.net, padding_mode=given.train.net.padding_mode)),
-            ensemble=given.ensemble)
+            ensemble=given.ensemble, workers=given.workers)
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cli_module, "denoise", denoise)
@@ -242,7 +242,12 @@ def test_denoise_in_tiles_writes_every_tile_to_json(tmp_path, noisy_png, capsys)
     assert code == 0 and read_image(out).shape == read_image(noisy_png).shape
     data = json.loads(js.read_text())
     assert data["tiled"] and data["tile"] == 16 and len(data["tiles"]) == 4
+    assert data["config"]["workers"] is None  # --workers auto: the tiles go to one process per core
     assert "4 tiles of 16 px" in capsys.readouterr().out
+    alone = tmp_path / "alone.png"
+    assert main(["denoise", str(noisy_png), "-o", str(alone), "--tile", "16", "--overlap", "4", "--max-iter", "5",
+                 "--workers", "1", "--quiet"]) == 0
+    assert np.abs(read_image(alone).astype(int) - read_image(out).astype(int)).max() <= 1  # threads: last bits only
 
 
 def test_paper_preset_fits_y_for_a_fixed_budget(tmp_path, noisy_png):
@@ -258,6 +263,7 @@ def test_paper_preset_fits_y_for_a_fixed_budget(tmp_path, noisy_png):
     (["--preset", "fastest"], "unknown preset"), (["--tile", "big"], "--tile"), (["--tile", "4"], "tile must be"),
     (["--tile", "16", "--overlap", "4", "--plot", "p.png"], "tiles"),
     (["--ensemble", "0"], "--ensemble"), (["--ensemble", "2", "--plot", "p.png"], "an ensemble has 2"),
+    (["--workers", "0"], "--workers takes auto or a number"), (["--workers", "many"], "--workers takes auto"),
 ])
 def test_bad_tiling_and_preset_options_write_nothing(tmp_path, noisy_png, capsys, extra, message):
     out = tmp_path / "out.png"

@@ -110,3 +110,22 @@ def test_each_member_trains_on_its_own_sign_of_z():
 def test_bad_ensemble_sizes(value):
     with pytest.raises(ValueError, match="ensemble"):
         DenoiserConfig(ensemble=value)
+
+
+def test_members_in_worker_processes_match_members_run_here():
+    clean = torch.from_numpy(smooth_image(24, 24)).permute(2, 0, 1)[None].float()
+    y = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    config = replace(TINY, ensemble=2)
+    here = restore_tensor(y, 0.1, config=config, seed=2)
+    elsewhere = restore_tensor(y, 0.1, config=replace(config, workers=2), seed=2)
+    assert [m["seed"] for m in elsewhere.members] == [m["seed"] for m in here.members]
+    assert [m["sign"] for m in elsewhere.members] == [1, -1]
+    # the same runs; only the number of torch threads differs, which changes the last bits of a sum
+    assert torch.allclose(elsewhere.image, here.image, atol=1e-4)
+
+
+def test_workers_must_be_none_or_a_positive_whole_number():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="workers"):
+            DenoiserConfig(workers=bad)
+    assert DenoiserConfig(workers=None).workers is None and DenoiserConfig().workers == 1

@@ -1,3 +1,4 @@
+import functools
 import json
 from types import SimpleNamespace
 
@@ -46,10 +47,10 @@ def test_blend_window_is_positive_flat_inside_and_symmetric():
 
 def _fake_restore(transform):
     """A stand-in for restore_tensor: returns transform(tile) and made-up stop numbers."""
-    def restore(y, sigma, reference=None):
+    def restore(observation, sigma, reference=None):
         evaluation = None if reference is None else {"ref_psnr": 1.0, "oracle_psnr": 2.0, "oracle_iteration": 3}
-        image = transform(y)
-        return SimpleNamespace(image=image, stop_iteration=y.shape[-1], stopped_by="recorruption",
+        image = transform(observation)
+        return SimpleNamespace(image=image, stop_iteration=observation.shape[-1], stopped_by="recorruption",
                                iterations_run=10, estimated_psnr=30.0, seconds=0.0, seed=0, device="cpu",
                                config={}, evaluation=evaluation, outputs={"oracle": image})
     return restore
@@ -127,3 +128,22 @@ def test_auto_tiling_follows_the_memory_budget(rng):
 def test_bad_tiling_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
         plan_tiling(500, 500, 3, **{"config": FAST, **kwargs})
+
+
+def test_tiles_in_worker_processes_match_tiles_run_here():
+    image = torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(0))
+    reference = image.flip(-1)
+    restore = functools.partial(_scaled, factor=0.5)
+    here = restore_tiled(image, 0.1, 16, 5, restore, reference=reference)
+    done = []
+    elsewhere = restore_tiled(image, 0.1, 16, 5, restore, reference=reference, workers=2,
+                              on_done=lambda finished, total: done.append((finished, total)))
+    assert torch.equal(elsewhere.image, here.image)
+    assert elsewhere.tiles == here.tiles  # in the order of the boxes, whatever order the workers finished in
+    count = len(tile_boxes(37, 53, 16, 5))
+    assert done == [(k, count) for k in range(count + 1)]
+
+
+def _scaled(observation, sigma, reference=None, factor=1.0):
+    """A picklable stand-in for restore_tensor (worker processes import it from this module)."""
+    return _fake_restore(lambda y: factor * y)(observation, sigma, reference=reference)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from .callbacks import ProgressBar
 from .config import DenoiserConfig
 from .errors import InputError
+from .executors import runs_at_once
 from .memory import default_budget
 from .noise_models import get_noise_model
 from .physics import Identity, Operator, PixelMask, image_shape
@@ -31,7 +32,7 @@ from .restore import (
     restore_tensor,
 )
 from .result import Restoration, TiledRestoration
-from .tiling import choose_tile, restore_tiled
+from .tiling import choose_tile, restore_tiled, tile_boxes
 
 __all__ = ["denoise", "from_unit_range", "mask_operator", "plan_tiling", "restored_channels", "to_unit_range"]
 
@@ -203,6 +204,17 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
     return None if tile >= max(height, width) else int(tile)
 
 
+def _tile_progress(bar: ProgressBar, workers: int) -> Callable[[int, int], None]:
+    """Progress of a tiled run: a bar per tile when the tiles go one after another, else tiles finished."""
+    def report(done: int, total: int) -> None:
+        if workers > 1:
+            bar.description = "tiles"
+            bar.runs_finished(done, total)
+        elif done < total:
+            bar.start(f"tile {done + 1}/{total}")
+    return report
+
+
 def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
             stopper: str = DEFAULT_STOPPER, max_iter: int | None = None, seed: int = 0, device: str = "auto",
             reference: np.ndarray | None = None, watch: Sequence[str] = (), config: DenoiserConfig | None = None,
@@ -354,11 +366,14 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             sigma, source = noise_level(y, sigma, noise == "gaussian")
             source = photon_source if counted is not None else source
             tile_photons = counted if counted is not None or noise != "poisson" else PHOTONS_OFF  # once, not per tile
+            every_step = (bar, *callbacks)
+            workers = runs_at_once(len(tile_boxes(height, width, tile_size, overlap)), config.workers, str(dev),
+                                   every_step)
             restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=(bar, *callbacks), noise_model=noise, photons=tile_photons,
-                                        read_noise=read_noise)
+                                        callbacks=every_step if workers == 1 else (), noise_model=noise,
+                                        photons=tile_photons, read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
-                                   on_tile=lambda index, count: bar.start(f"tile {index + 1}/{count}"))
+                                   workers=workers, on_done=_tile_progress(bar, workers))
             result.noise_fit = noise_fit
     finally:
         bar.close()

@@ -16,8 +16,9 @@ class ProgressBar:
     """tqdm bar showing the stage, the training loss and the deciding stopper's criterion.
 
     Shown only on a terminal (``disable=None`` lets tqdm decide) unless ``enabled`` is forced.
-    A new run (the next member of an ensemble, the next tile) starts a new bar. Call :meth:`close`
-    when the restoration ends.
+    A new run (the next member of an ensemble, the next tile) starts a new bar. Runs restored at once
+    in worker processes (:func:`dipddpm.executors.runs_at_once`) are counted instead, as they finish
+    (:meth:`runs_finished`). Call :meth:`close` when the restoration ends.
 
     Parameters
     ----------
@@ -30,6 +31,7 @@ class ProgressBar:
         self.description: str | None = None
         self._bar: tqdm | None = None
         self._iteration = 0
+        self._runs_done: int | None = None
 
     def start(self, description: str | None = None) -> None:
         """Begin a new bar (e.g. for the next tile) labelled ``description``."""
@@ -53,9 +55,21 @@ class ProgressBar:
             self._bar.set_postfix_str(f"stage {info.stage + 1}/{info.num_stages} loss {info.loss:.3e} "
                                       f"criterion {criterion}", refresh=False)
 
+    def runs_finished(self, done: int, total: int) -> None:
+        """Show ``done`` of ``total`` runs finished (runs in worker processes report only when they end)."""
+        if self._runs_done is None:
+            self.close()
+            disable = None if self.enabled is None else not self.enabled
+            self._bar = tqdm(total=total, unit="run", disable=disable, file=sys.stderr, dynamic_ncols=True,
+                             leave=False, desc=self.description or "runs at once")
+            self._runs_done = 0
+        self._bar.update(done - self._runs_done)
+        self._runs_done = done
+
     def close(self) -> None:
         """Remove the bar from the terminal."""
         self._iteration = 0
+        self._runs_done = None
         if self._bar is not None:
             self._bar.close()
             self._bar = None

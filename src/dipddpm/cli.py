@@ -287,6 +287,15 @@ def _settings(preset: str, max_iter: int | None, stopper: str | None, sigma: str
                        device=device, tile=_parse_tile(tile), overlap=overlap)
 
 
+def _parse_workers(text: str) -> int | None:
+    """``--workers``: ``auto`` (None) or a number of processes of at least 1."""
+    if text == "auto":
+        return None
+    if not (text.isdigit() and int(text) >= 1):
+        raise InputError(f"--workers takes auto or a number of processes of at least 1, got {text!r}")
+    return int(text)
+
+
 def _title(input_path: Path, info) -> str:
     what = "" if info.physics == "identity" and info.noise == "gaussian" else f"{info.physics}, {info.noise} noise, "
     return f"{input_path.name}: {what}{_sigma_text(info)}"
@@ -331,10 +340,15 @@ def _denoise_stack(pages: list[np.ndarray], layout, settings: RunSettings, refer
                                          "held-out changes the run, as it keeps its values out of training.")
 @click.option("--compare", "compare_path", type=click.Path(path_type=Path),
               help="Write noisy / restored (/ reference) side by side with a zoomed centre crop.")
+@click.option("--workers", default="auto", show_default=True,
+              help="Processes that restore the independent runs of the image (tiles, ensemble members) at once, "
+                   "torch threads split so that workers x threads <= cores; auto: one per core on the CPU, one on "
+                   "a GPU.")
 def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max_iter, seed, device, ref_path,
-                    json_path, plot_path, quiet, preset, ensemble, tile, overlap, watch, compare_path):
+                    json_path, plot_path, quiet, preset, ensemble, tile, overlap, watch, compare_path, workers):
     """Denoise the image IN and write it to OUT; a TIFF stack page by page, each page its own run and stop."""
     settings = _settings(preset, max_iter, stopper, sigma, noise, photons, seed, device, tile, overlap, ensemble)
+    settings = replace(settings, config=replace(settings.config, workers=_parse_workers(workers)))
     pages, layout = read_pages(input_path)
     image = pages[0]
     colour = restored_channels(1 if image.ndim == 2 else image.shape[-1])
@@ -407,8 +421,7 @@ def batch_command(inputs, out_dir, sigma, noise, photons, stopper, max_iter, see
     from .executors import RayTasks, local_executor
 
     settings = _settings(preset, max_iter, stopper, sigma, noise, photons, seed, device, tile, overlap, ensemble)
-    if workers != "auto" and not (workers.isdigit() and int(workers) >= 1):
-        raise InputError(f"--workers takes auto or a number of processes of at least 1, got {workers!r}")
+    count = _parse_workers(workers)
     ray_only = {"--ray-address": ray_address is not None, "--cpus-per-task": cpus_per_task != 1.0,
                 "--gpus-per-task": gpus_per_task != 0.0}
     misplaced = [name for name, given in ray_only.items() if given and not use_ray]
@@ -419,7 +432,7 @@ def batch_command(inputs, out_dir, sigma, noise, photons, stopper, max_iter, see
     if use_ray:
         executor = RayTasks(ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
     else:
-        executor = local_executor(None if workers == "auto" else int(workers), str(resolve_device(device)))
+        executor = local_executor(count, str(resolve_device(device)))
     records = restore_files(inputs, out_dir, settings, executor=executor, recursive=recursive, force=force,
                             progress=False if quiet else None)
     counts = {status: sum(r.status == status for r in records) for status in ("done", "skipped", "failed")}

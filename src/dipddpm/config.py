@@ -168,6 +168,12 @@ class DenoiserConfig:
     own initialisation and its own stop); 1 is a single run. ``declip`` maps the result of plain Gaussian
     denoising of a clipped image (values at exactly 0 or 1) through the inverse of the clipped mean
     (:func:`dipddpm.restore.declipped`): the fit estimates ``E clip(x + n)``, biased near black and white.
+    ``workers`` is how many local processes restore the independent runs of one image (tiles, ensemble
+    members) at once, each with ``cores // workers`` torch threads (:func:`dipddpm.executors.runs_at_once`):
+    None gives one per core on a CPU and one on a GPU; 1 (the default of the Python API) runs them one after
+    another in this process. Worker processes are spawned: they import the calling script again, so a
+    script that sets ``workers`` must keep its work under ``if __name__ == "__main__":``. The command line
+    (``--workers``, default auto) is safe.
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -176,10 +182,14 @@ class DenoiserConfig:
     low_noise: LowNoiseOptimiser | None = field(default_factory=LowNoiseOptimiser)
     ensemble: int = 1
     declip: bool = True
+    workers: int | None = 1
 
     def __post_init__(self):
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
             raise ValueError(f"ensemble must be a whole number of runs >= 1, got {self.ensemble!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
+                                         or self.workers < 1):
+            raise ValueError(f"workers must be None (one per core) or a whole number >= 1, got {self.workers!r}")
 
     def train_for(self, sigma: float | None) -> TrainConfig:
         """The training settings of a Gaussian denoising run at noise level ``sigma`` (see ``low_noise``)."""

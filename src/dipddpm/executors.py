@@ -11,11 +11,12 @@ torch threads are set in the worker before it starts (:func:`torch.set_num_threa
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import signal
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -24,7 +25,10 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["InProcess", "LocalProcesses", "RayTasks", "available_cores", "local_executor", "threads_per_worker"]
+__all__ = ["InProcess", "LocalProcesses", "RayTasks", "available_cores", "local_executor", "run_in_order",
+           "runs_at_once", "threads_per_worker"]
+
+_inside_worker = False  # True in worker processes and Ray tasks: the runs they do never start pools of their own
 
 
 def available_cores() -> int:
@@ -50,6 +54,8 @@ def threads_per_worker(workers: int, cores: int | None = None) -> int:
 
 
 def _set_threads(threads: int) -> None:
+    global _inside_worker
+    _inside_worker = True
     torch.set_num_threads(threads)
 
 
@@ -57,6 +63,83 @@ def _worker_start(threads: int) -> None:
     """Worker process set-up: its share of threads; Ctrl-C is the parent's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_threads(threads)
+
+
+def runs_at_once(runs: int, workers: int | None, device: str, callbacks: Iterable = ()) -> int:
+    """How many of the ``runs`` independent runs of one restoration (tiles, ensemble members) go at once.
+
+    ``min(workers, runs)``; ``workers=None`` means one process per core on a CPU and one on a GPU. Always 1
+    inside a worker process or Ray task (no pools within pools), and when a callback cannot follow runs in
+    other processes: a callback must define ``runs_finished(done, total)`` to be told of finished runs
+    instead of being called at every step (:class:`~dipddpm.callbacks.ProgressBar` does).
+
+    Parameters
+    ----------
+    runs : int
+        Independent runs to do.
+    workers : int or None
+        The setting (:attr:`~dipddpm.config.DenoiserConfig.workers`).
+    device : str
+        The resolved device of the runs (``cpu``, ``cuda``, ``cuda:N``).
+    callbacks : iterable
+        The per-step callbacks of the runs.
+
+    Returns
+    -------
+    int
+    """
+    if _inside_worker or runs <= 1 or not all(hasattr(c, "runs_finished") for c in callbacks):
+        return 1
+    if workers is None:
+        workers = available_cores() if str(device) == "cpu" else 1
+    return max(1, min(workers, runs))
+
+
+def _keyword_call(function: Callable, item: tuple[int, dict]) -> Any:
+    return function(**item[1])
+
+
+def run_in_order(function: Callable, keywords: Sequence[dict], workers: int,
+                 on_done: Callable[[int, int], None] | None = None) -> list:
+    """``[function(**k) for k in keywords]``, in ``workers`` local processes when ``workers > 1``.
+
+    In worker processes ``function`` and the keywords must pickle (a module-level function or a
+    :func:`functools.partial` of one, tensors, dataclasses), and each process has
+    :func:`threads_per_worker` torch threads. An exception of a run, or a worker that died, is raised
+    here once the others are stopped.
+
+    Parameters
+    ----------
+    function : callable
+    keywords : sequence of dict
+        One dictionary of keyword arguments per run.
+    workers : int
+        Processes (1: one run after another in this process).
+    on_done : callable, optional
+        ``on_done(done, total)`` after each finished run.
+
+    Returns
+    -------
+    list
+        The runs' results, in the order of ``keywords``.
+    """
+    outcomes: list = [None] * len(keywords)
+    if workers <= 1:
+        for index, kw in enumerate(keywords):
+            outcomes[index] = function(**kw)
+            if on_done is not None:
+                on_done(index + 1, len(keywords))
+        return outcomes
+    finished = 0
+    for (index, _), outcome in LocalProcesses(workers).map_unordered(
+            functools.partial(_keyword_call, function), list(enumerate(keywords))):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        outcomes[index] = outcome
+        finished += 1
+        if on_done is not None:
+            on_done(finished, len(keywords))
+    return outcomes
 
 
 def _quiet_resource_tracker() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,6 +33,7 @@ from .curriculum import (
 from .engine import StepInfo, run
 from .ensemble import Member, ensemble_mse, ensemble_mse_uncertainty, plan_members
 from .errors import InputError
+from .executors import run_in_order, runs_at_once
 from .metrics import tensor_psnr
 from .noise import SIGMA_ESTIMATE_REL_ERROR, clipped_mean_inverse, estimate_sigma, touches_bounds
 from .noise_fit import fit_noise_model
@@ -388,9 +389,9 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if not torch.isfinite(observation).all():
         raise InputError("the image has NaN or infinite values")
     if config.ensemble > 1:
-        members = list(ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
-                                        watch=watch, reference=reference, callbacks=callbacks, physics=physics,
-                                        noise_model=noise_model, photons=photons, read_noise=read_noise))
+        members = ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
+                                   watch=watch, reference=reference, callbacks=callbacks, physics=physics,
+                                   noise_model=noise_model, photons=photons, read_noise=read_noise)
         return replace(combine_members(members, reference, seed), seconds=time.perf_counter() - start)
     for name in [stopper, *watch]:
         check_stopper_name(name)
@@ -498,12 +499,14 @@ def _ensemble_estimate(plan: Sequence[Member], results: Sequence[Restoration]) -
 
 
 def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, config: DenoiserConfig, seed: int = 0,
-                     noise: torch.Tensor | None = None, **run_args) -> Iterator[tuple[Member, Restoration]]:
-    """Run the ``config.ensemble`` members of an ensemble one after another (:func:`dipddpm.ensemble.plan_members`).
+                     noise: torch.Tensor | None = None, **run_args) -> list[tuple[Member, Restoration]]:
+    """Run the ``config.ensemble`` members of an ensemble (:func:`dipddpm.ensemble.plan_members`).
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
     and its own stop. Sigma, when it is estimated, is estimated by each run (the same value); a photon count,
-    when estimated, once for all members (and the members' results say so).
+    when estimated, once for all members (and the members' results say so). The members run at once in
+    worker processes when :func:`~dipddpm.executors.runs_at_once` allows (``config.workers``), else one
+    after another.
 
     Parameters
     ----------
@@ -514,9 +517,10 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     **run_args
         The other keyword arguments of :func:`restore_tensor`, passed to every member.
 
-    Yields
-    ------
-    (Member, Restoration)
+    Returns
+    -------
+    list of (Member, Restoration)
+        In the order of the plan.
     """
     physics = run_args.get("physics") or Identity()
     noise_name = get_noise_model(run_args.get("noise_model", "gaussian")).name
@@ -526,14 +530,26 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
         run_args = {**run_args, "photons": PHOTONS_OFF if photons is None else photons, "read_noise": read_noise}
     plan = plan_members(config.ensemble, seed)
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
-    member_config = replace(config, ensemble=1)
-    for member in plan:
-        pair_z = first_z if member.pair == 0 else draw_noise(observation.shape, plan[2 * member.pair].seed)
-        result = restore_tensor(observation, sigma, config=member_config, seed=member.seed,
-                                noise=member.sign * pair_z, **run_args)
-        if counted:
-            result = replace(result, sigma_source=photon_source if photons is not None else "none", noise_fit=noise_fit)
-        yield member, result
+    callbacks = tuple(run_args.pop("callbacks", ()))
+    workers = runs_at_once(len(plan), config.workers, str(observation.device), callbacks)
+    runs = [{**run_args, "observation": observation, "sigma": sigma, "config": replace(config, ensemble=1),
+             "seed": member.seed, "callbacks": callbacks if workers == 1 else (),
+             "noise": member.sign * (first_z if member.pair == 0 else draw_noise(observation.shape,
+                                                                                  plan[2 * member.pair].seed))}
+            for member in plan]
+    results = run_in_order(restore_tensor, runs, workers, on_done=None if workers == 1 else _runs_finished(callbacks))
+    if counted:
+        results = [replace(r, sigma_source=photon_source if photons is not None else "none", noise_fit=noise_fit)
+                   for r in results]
+    return list(zip(plan, results, strict=True))
+
+
+def _runs_finished(callbacks: Sequence) -> Callable[[int, int], None]:
+    """Tell every callback (each has ``runs_finished``) that ``done`` of ``total`` runs are finished."""
+    def report(done: int, total: int) -> None:
+        for callback in callbacks:
+            callback.runs_finished(done, total)
+    return report
 
 
 def combine_members(members: Sequence[tuple[Member, Restoration]], reference: torch.Tensor | None = None,

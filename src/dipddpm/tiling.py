@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 
 from .errors import InputError
+from .executors import run_in_order
 from .memory import estimate_memory
 from .metrics import tensor_psnr
 from .nets import NetConfig
@@ -98,8 +99,8 @@ def choose_tile(height: int, width: int, colour: int, net: NetConfig, budget: in
 
 def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: int,
                   restore: Callable[..., object], reference: torch.Tensor | None = None,
-                  sigma_source: str = "given", on_tile: Callable[[int, int], None] | None = None,
-                  ) -> TiledRestoration:
+                  sigma_source: str = "given", workers: int = 1,
+                  on_done: Callable[[int, int], None] | None = None) -> TiledRestoration:
     """Restore ``observation`` tile by tile and blend the tiles.
 
     Parameters
@@ -113,17 +114,20 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
     tile, overlap : int
         Tile size and overlap in pixels.
     restore : callable
-        ``restore(y_tile, sigma, reference=ref_tile)`` returning a
+        ``restore(observation=y_tile, sigma=sigma, reference=ref_tile)`` returning a
         :class:`~dipddpm.result.Restoration` with a tensor image (e.g. a partial of
-        :func:`~dipddpm.restore.restore_tensor`).
+        :func:`~dipddpm.restore.restore_tensor`; it must pickle when ``workers > 1``).
     reference : torch.Tensor, optional
         Clean image, EVALUATION ONLY: per-tile and whole-image PSNR, and the blend of every tile's
         oracle iterate.
     sigma_source : str
         How ``sigma`` was obtained. ``"estimated"`` (once, on the whole image, then given to every tile)
         gives no PSNR estimate, as for a single run (it needs sigma to about 1 %, ``docs/method.md`` 4c).
-    on_tile : callable, optional
-        Called with ``(index, count)`` before each tile (progress reporting).
+    workers : int
+        Tiles restored at once, in local worker processes (:func:`~dipddpm.executors.run_in_order`).
+    on_done : callable, optional
+        Called with ``(done, count)`` before the first tile (``done = 0``) and whenever a tile is finished
+        (progress reporting).
 
     Returns
     -------
@@ -138,13 +142,14 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
     weights = torch.zeros(1, 1, height, width, device=observation.device)
     blended = torch.zeros_like(observation)
     oracle = torch.zeros_like(observation) if reference is not None else None
+    windows = [(slice(None), slice(None), slice(top, top + th), slice(left, left + tw)) for top, left, th, tw in boxes]
+    if on_done is not None:
+        on_done(0, len(boxes))
+    results = run_in_order(restore, [{"observation": observation[window], "sigma": sigma,
+                                      "reference": None if reference is None else reference[window]}
+                                     for window in windows], workers, on_done)
     tiles, estimated_mse, first = [], [], None
-    for index, (top, left, th, tw) in enumerate(boxes):
-        if on_tile is not None:
-            on_tile(index, len(boxes))
-        window = (slice(None), slice(None), slice(top, top + th), slice(left, left + tw))
-        ref_tile = None if reference is None else reference[window]
-        result = restore(observation[window], sigma, reference=ref_tile)
+    for (top, left, th, tw), window, result in zip(boxes, windows, results, strict=True):
         tile_estimate = None if sigma_source == "estimated" else result.estimated_psnr
         first = first or result
         w = blend_window(th, tw, overlap).to(observation.device)[None, None]
