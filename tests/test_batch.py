@@ -260,10 +260,11 @@ def test_one_line_error():
         "x.png: No such file or directory"
 
 
-def test_settings_key_leaves_out_the_device():
+def test_settings_key_leaves_out_the_device_and_the_workers():
     from dataclasses import replace
 
     assert TINY.key() == replace(TINY, device="cuda").key() != replace(TINY, seed=3).key()
+    assert TINY.key() == replace(TINY, config=replace(TINY.config, workers=None)).key()
     assert json.loads(json.dumps(TINY.key())) == TINY.key()
 
 

@@ -108,9 +108,11 @@ class RunSettings:
                        noise=self.noise, photons=self.photons, return_info=True)
 
     def key(self) -> dict:
-        """What decides the result (everything but the device), JSON-ready; resumption compares it."""
+        """What decides the result (everything but the device and the worker count), JSON-ready; resumption
+        compares it."""
         out = asdict(self)
         out.pop("device")
+        out["config"].pop("workers")
         return json.loads(json.dumps(out))
 
 
