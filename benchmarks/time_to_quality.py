@@ -21,7 +21,7 @@ Settings (``--variants``):
   as ``default`` above σ = 18/255);
 - ``tiles144``: the defaults in 144² tiles with 32 px overlap (four tiles on a 256² crop), restored at once in
   one worker process per core (``DenoiserConfig.workers = None``); ``tiles144-here``: the same tiles one
-  after another in this process.
+  after another in this process; ``fast-tiles144``: the fast preset in those tiles, one worker per core.
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -64,8 +64,9 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "default-beta2-0.99": (replace(_NOW, train=replace(_NOW.train, betas=(0.9, 0.99))), None),
                 "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None),
                 "adam0.01": (replace(_NOW, low_noise=None), None),
-                "tiles144": (replace(_NOW, workers=None), 144), "tiles144-here": (_NOW, 144)}
-TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32}  # the package's default overlap; the older rows used 16
+                "tiles144": (replace(_NOW, workers=None), 144), "tiles144-here": (_NOW, 144),
+                "fast-tiles144": (replace(_FAST, workers=None), 144)}
+TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32}  # the package's; older rows used 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
@@ -196,7 +197,7 @@ def _figure(rows: list[dict], figure: Path) -> None:
     sigmas = sorted({r["sigma"] for r in rows})
     images = sorted({r["image"] for r in rows})
     colours = {"default": "tab:grey", "fast": "tab:blue", "fast-tiles136": "tab:green", "fast-tiles96": "tab:olive",
-               "tiles144": "tab:purple", "cbm3d": "tab:red", "zsn2n": "tab:orange"}
+               "tiles144": "tab:purple", "fast-tiles144": "tab:cyan", "cbm3d": "tab:red", "zsn2n": "tab:orange"}
     fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
                              squeeze=False)
     for i, sigma in enumerate(sigmas):
