@@ -424,3 +424,15 @@ def test_denoise_ensemble_reports_every_member(tmp_path, noisy_png, capsys):
     assert [m["sign"] for m in data["members"]] == [1, -1, 1] and data["config"]["ensemble"] == 3
     assert data["iterations_run"] == sum(m["iterations_run"] for m in data["members"])
     assert "ensemble of 3 runs in antithetic pairs" in capsys.readouterr().out
+
+
+def test_denoise_tiles_a_large_image_for_time_unless_plotting(tmp_path, rng, capsys):
+    clean = np.clip(np.linspace(0.2, 0.8, 256)[:, None, None] + np.zeros((256, 40, 3)), 0, 1)
+    noisy = (255 * np.clip(clean + rng.normal(0, 0.08, clean.shape), 0, 1)).round().astype(np.uint8)
+    src, out, compare = tmp_path / "tall.png", tmp_path / "out.png", tmp_path / "compare.svg"
+    write_image(src, noisy)
+    assert main(["denoise", str(src), "-o", str(out), "--max-iter", "3", "--compare", str(compare)]) == 0
+    assert "2 tiles of 144 px" in capsys.readouterr().out and read_image(out).shape == noisy.shape
+    plotted = tmp_path / "plotted.png"
+    assert main(["denoise", str(src), "-o", str(plotted), "--max-iter", "3", "--plot", str(tmp_path / "p.png")]) == 0
+    assert "tiles of" not in capsys.readouterr().out  # --plot draws one run: not tiled when it fits in memory

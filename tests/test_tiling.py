@@ -1,5 +1,6 @@
 import functools
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -147,3 +148,33 @@ def test_tiles_in_worker_processes_match_tiles_run_here():
 def _scaled(observation, sigma, reference=None, factor=1.0):
     """A picklable stand-in for restore_tensor (worker processes import it from this module)."""
     return _fake_restore(lambda y: factor * y)(observation, sigma, reference=reference)
+
+
+def test_auto_tiling_on_a_cpu_tiles_large_images_at_moderate_noise_for_time():
+    from dipddpm.api import TIME_TILE, TIME_TILE_SIGMA_MAX
+
+    room, moderate = 2 * TIME_TILE - 32, TIME_TILE_SIGMA_MAX  # two tiles overlapping by exactly the overlap
+    assert plan_tiling(room, 100, 3, overlap=32, config=FAST, sigma=moderate) == TIME_TILE
+    assert plan_tiling(100, room, 3, overlap=32, config=FAST, sigma=0.01) == TIME_TILE
+    assert plan_tiling(room - 1, room - 1, 3, overlap=32, config=FAST, sigma=0.01) is None  # one network is cheaper
+    assert plan_tiling(room, room, 3, overlap=32, config=FAST, sigma=moderate * 1.01) is None  # high noise: whole
+    assert plan_tiling(room, room, 3, overlap=32, config=FAST) is None  # sigma unknown: memory only
+    assert plan_tiling(room, room, 3, overlap=32, tile=None, config=FAST, sigma=0.01) is None  # never means never
+    budget = estimate_memory(64, 64, 3, FAST.train.net)  # memory asks for smaller tiles still
+    assert plan_tiling(room, room, 3, overlap=8, memory_budget=budget, config=FAST, sigma=0.01) < TIME_TILE
+
+
+def test_denoise_tiles_a_large_image_for_time_with_sigma_estimated_once(rng, monkeypatch):
+    from dipddpm import api
+
+    calls = []
+    real = api.noise_level
+    monkeypatch.setattr(api, "noise_level", lambda *a: calls.append(a[1]) or real(*a))
+    noisy = dipddpm.add_gaussian_noise(smooth_image(256, 40), 0.08, rng)
+    info = denoise(noisy, channel_axis=-1, config=replace(FAST, train=replace(FAST.train, max_iter=2)),
+                   return_info=True)
+    assert isinstance(info, TiledRestoration) and info.tile == api.TIME_TILE and info.sigma_source == "estimated"
+    assert calls == [None]  # estimated once, for the plan, then given to every tile
+    assert info.estimated_psnr is None  # an estimated sigma gives no PSNR estimate, tiled or not
+    loud = dipddpm.add_gaussian_noise(smooth_image(256, 40), 0.3, rng)
+    assert not isinstance(denoise(loud, channel_axis=-1, config=FAST, max_iter=2, return_info=True), TiledRestoration)

@@ -164,10 +164,34 @@ def _nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return image[rows][:, cols]
 
 
+TIME_TILE = 144
+"""Tile size of ``tile="auto"`` for Gaussian denoising on a CPU (:data:`TIME_TILE_SIGMA_MAX`)."""
+
+TIME_TILE_SIGMA_MAX = 35.0 / 255.0
+"""Largest noise level (image units) at which ``tile="auto"`` tiles a large image for time.
+
+The steps to the stop grow with the pixels of a run (as their power 0.7-0.8), so one network on a large image
+costs more than tiles of it, and tiles can run at once (``DenoiserConfig.workers``). On the 256² tuning crops
+(seed 0, issue 12, ``benchmarks/results/speed/README.md``), 144² tiles with 32 px overlap against the whole
+image: at sigma = 25, +0.41 dB on average (every crop better) in 0.7x the time (median); at sigma = 50 lower on
+the smooth kodim02 crop (-0.50 dB; the other crops -0.03 to +0.07) for little time saved. Hence a threshold
+between the two (not measured in between).
+"""
+
+
+def _room_for_time_tiles(height: int, width: int, overlap: int, device: torch.device) -> bool:
+    return device.type == "cpu" and max(height, width) >= 2 * TIME_TILE - overlap
+
+
 def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "auto", overlap: int = 32,
                 memory_budget: int | None = None, config: DenoiserConfig | None = None,
-                device: str | torch.device = "cpu") -> int | None:
+                device: str | torch.device = "cpu", sigma: float | None = None) -> int | None:
     """The tile size :func:`denoise` will use for an image, or None when it runs on the whole image.
+
+    ``tile="auto"``: :data:`TIME_TILE` on a CPU when ``sigma`` is known and at most
+    :data:`TIME_TILE_SIGMA_MAX` and a side has room for two tiles (``max(height, width) >= 2 TIME_TILE -
+    overlap``); otherwise tiles only when one run would not fit the memory budget
+    (:func:`~dipddpm.tiling.choose_tile`); the smaller of the two when both apply.
 
     Parameters
     ----------
@@ -177,6 +201,9 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
         As for :func:`denoise`.
     device : str or torch.device
         Where the run happens (sets the default memory budget).
+    sigma : float, optional
+        The Gaussian noise level of the run (given or estimated; image units); None (unknown, not Gaussian, or
+        to plot one run's training curves): ``"auto"`` tiles only for memory.
 
     Returns
     -------
@@ -194,10 +221,14 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
         raise InputError(f"overlap must be a non-negative integer number of pixels, got {overlap!r}")
     smallest = max(2 * overlap + 1, 16)
     if tile == "auto":
-        budget = default_budget(resolve_device(device)) if memory_budget is None else memory_budget
+        dev = resolve_device(device)
+        budget = default_budget(dev) if memory_budget is None else memory_budget
         if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer)) or not budget > 0:
             raise InputError(f"memory_budget must be a positive number of bytes, got {budget!r}")
-        return choose_tile(height, width, colour, config.train.net, int(budget), overlap)
+        for_memory = choose_tile(height, width, colour, config.train.net, int(budget), overlap)
+        if sigma is not None and sigma <= TIME_TILE_SIGMA_MAX and _room_for_time_tiles(height, width, overlap, dev):
+            return TIME_TILE if for_memory is None else min(for_memory, TIME_TILE)
+        return for_memory
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < smallest:
         raise InputError(f"tile must be 'auto', None or an integer of at least {smallest} pixels "
                          f"(16 and 2 x overlap + 1), got {tile!r}")
@@ -271,9 +302,11 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         :class:`~dipddpm.callbacks.SnapshotRecorder`); one that returns True ends the run.
     tile : int, "auto" or None
         Restore in overlapping ``tile x tile`` tiles, each with its own network and stop, blended
-        over ``overlap`` pixels (:mod:`dipddpm.tiling`). ``"auto"`` tiles only when the estimated
-        memory of one run (:func:`~dipddpm.memory.estimate_memory`) exceeds ``memory_budget``;
-        None never tiles.
+        over ``overlap`` pixels (:mod:`dipddpm.tiling`). ``"auto"`` (:func:`plan_tiling`) tiles Gaussian
+        denoising on a CPU at sigma <= :data:`TIME_TILE_SIGMA_MAX` (given or estimated) in
+        :data:`TIME_TILE` tiles when a side has room for two (sooner and better there), and any run whose
+        estimated memory (:func:`~dipddpm.memory.estimate_memory`) exceeds ``memory_budget``; None never
+        tiles. The tiles run at once when ``config.workers`` allows.
     overlap : int
         Overlap of neighbouring tiles in pixels.
     memory_budget : int, optional
@@ -347,9 +380,14 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             raise InputError(f"the reference has shape {np.shape(reference)}, the image {original.shape}"
                              + ("" if denoising else f" (restored to {height}x{width} pixels)"))
         ref = tensor(to_unit_range(ref_hwc)[0])
+    planned = (sigma, "given")  # the noise level tiling is planned for: estimated here only when it can matter
+    if (denoising and noise == "gaussian" and sigma is None and tile == "auto"
+            and _room_for_time_tiles(height, width, overlap, dev)):
+        planned = noise_level(y, None, True)
     if denoising:
         tile_size = plan_tiling(height=height, width=width, colour=colour, tile=tile, overlap=overlap,
-                                memory_budget=memory_budget, config=config, device=dev)
+                                memory_budget=memory_budget, config=config, device=dev,
+                                sigma=planned[0] if noise == "gaussian" else None)
     elif tile in ("auto", None):
         tile_size = None
     else:
@@ -363,7 +401,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
         else:
             counted, read_noise, photon_source, noise_fit = photon_count(
                 y, photons, 0.0, photons_estimable(noise, photons, sigma, None))
-            sigma, source = noise_level(y, sigma, noise == "gaussian")
+            sigma, source = planned if planned[0] is not None else noise_level(y, None, noise == "gaussian")
             source = photon_source if counted is not None else source
             tile_photons = counted if counted is not None or noise != "poisson" else PHOTONS_OFF  # once, not per tile
             every_step = (bar, *callbacks)

@@ -30,6 +30,7 @@ from .noise_models import NOISE_MODELS
 from .physics import Downsample
 from .presets import PRESETS, get_preset
 from .restore import PHOTONS_OFF, STOPPERS, check_stopper_name, resolve_device
+from .result import TiledRestoration
 
 __all__ = ["cli", "main", "parse_photons", "parse_sigma"]
 
@@ -250,8 +251,9 @@ def _denoise_options(func):
                           "stop: better results for K times the time (default: the preset's; 1 for default and "
                           "fast)."),
         click.option("--tile", default="auto", show_default=True,
-                     help="Restore in overlapping tiles of this many pixels; auto: only when the image would not "
-                          "fit the memory budget; none: never."),
+                     help="Restore in overlapping tiles of this many pixels; auto: 144 px tiles on a CPU when a side "
+                          "has room for two (sooner and better), and whenever the image would not fit the memory "
+                          "budget; none: never."),
         click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
                      help="Overlap of neighbouring tiles in pixels."),
     ])
@@ -353,8 +355,9 @@ def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max
     image = pages[0]
     colour = restored_channels(1 if image.ndim == 2 else image.shape[-1])
     tile_size = plan_tiling(image.shape[0], image.shape[1], colour, settings.tile, overlap, config=settings.config,
-                            device=device)
-    settings = replace(settings, tile=tile_size)
+                            device=device)  # for memory; "auto" may still tile for time (the API knows sigma)
+    if tile_size is not None or settings.tile != "auto" or plot_path is not None:  # --plot: one run if it fits
+        settings = replace(settings, tile=tile_size)
     stack = len(pages) > 1
     if stack and (plot_path is not None or compare_path is not None):
         raise InputError(f"{input_path} is a stack of {len(pages)} images; --plot and --compare show one run "
@@ -382,7 +385,8 @@ def denoise_command(input_path, output_path, sigma, noise, photons, stopper, max
         _denoise_stack(pages, layout, settings, references, watched, outputs, quiet)
         return
     info = settings.restore(image, reference=references[0], watch=watched, progress=False if quiet else None)
-    label = "restored" + ("" if tile_size is not None else f" ({len(info.members)} runs averaged)" if info.members
+    tiled = isinstance(info, TiledRestoration)  # tiled for memory (above), or for time (decided with sigma)
+    label = "restored" + ("" if tiled else f" ({len(info.members)} runs averaged)" if info.members
                           else f" (iteration {info.stop_iteration})")
     shown = {"noisy": image, label: info.image}
     if references[0] is not None:
