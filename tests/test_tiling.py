@@ -176,5 +176,6 @@ def test_denoise_tiles_a_large_image_for_time_with_sigma_estimated_once(rng, mon
     assert isinstance(info, TiledRestoration) and info.tile == api.TIME_TILE and info.sigma_source == "estimated"
     assert calls == [None]  # estimated once, for the plan, then given to every tile
     assert info.estimated_psnr is None  # an estimated sigma gives no PSNR estimate, tiled or not
+    assert info.describe_estimate() == "n/a (sigma was estimated; give sigma for one)"
     loud = dipddpm.add_gaussian_noise(smooth_image(256, 40), 0.3, rng)
     assert not isinstance(denoise(loud, channel_axis=-1, config=FAST, max_iter=2, return_info=True), TiledRestoration)

@@ -267,9 +267,10 @@ class TiledRestoration:
         return [t["stop_iteration"] for t in self.tiles]
 
     def describe_estimate(self) -> str:
-        """The pooled PSNR estimate, e.g. ``"29.90 dB (pooled over 6 tiles)"``, or ``"n/a"``."""
+        """The pooled PSNR estimate, e.g. ``"29.90 dB (pooled over 6 tiles)"``, or ``"n/a"`` (with the reason when
+        sigma was estimated, as for one run)."""
         if self.estimated_psnr is None:
-            return "n/a"
+            return "n/a (sigma was estimated; give sigma for one)" if self.sigma_source == "estimated" else "n/a"
         return f"{self.estimated_psnr:.2f} dB (pooled over {len(self.tiles)} tiles)"
 
     def to_dict(self, history: bool = True) -> dict:
