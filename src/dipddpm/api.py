@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .callbacks import ProgressBar
+from .callbacks import ProgressBar, report_finished_runs
 from .config import DenoiserConfig
 from .errors import InputError
 from .executors import runs_at_once
@@ -235,15 +235,17 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
     return None if tile >= max(height, width) else int(tile)
 
 
-def _tile_progress(bar: ProgressBar, workers: int) -> Callable[[int, int], None]:
-    """Progress of a tiled run: a bar per tile when the tiles go one after another, else tiles finished."""
-    def report(done: int, total: int) -> None:
-        if workers > 1:
-            bar.description = "tiles"
-            bar.runs_finished(done, total)
-        elif done < total:
+def _tile_progress(bar: ProgressBar, callbacks: Sequence, workers: int) -> Callable[[int, int], None]:
+    """Progress of a tiled run: a bar per tile when the tiles go one after another; else every callback (the
+    bar among them) is told of the tiles finished."""
+    if workers > 1:
+        bar.description = "tiles"
+        return report_finished_runs(callbacks)
+
+    def start_next(done: int, total: int) -> None:
+        if done < total:
             bar.start(f"tile {done + 1}/{total}")
-    return report
+    return start_next
 
 
 def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int | None = None,
@@ -411,7 +413,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
                                         callbacks=every_step if workers == 1 else (), noise_model=noise,
                                         photons=tile_photons, read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
-                                   workers=workers, on_done=_tile_progress(bar, workers))
+                                   workers=workers, on_done=_tile_progress(bar, every_step, workers))
             result.noise_fit = noise_fit
     finally:
         bar.close()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .engine import StepInfo
 
-__all__ = ["ProgressBar", "SnapshotRecorder"]
+__all__ = ["ProgressBar", "SnapshotRecorder", "report_finished_runs"]
 
 
 class ProgressBar:
@@ -104,3 +105,12 @@ class SnapshotRecorder:
         if info.iteration in self.iterations or (self.every and info.iteration % self.every == 0):
             self.snapshots[info.iteration] = info.output[0].permute(1, 2, 0).double().cpu().numpy()
             self.stages[info.iteration] = info.stage
+
+
+def report_finished_runs(callbacks: Sequence) -> Callable[[int, int], None]:
+    """``report(done, total)`` telling every callback (each has ``runs_finished``) of the runs finished so far:
+    how runs in worker processes (:func:`dipddpm.executors.runs_at_once`) reach the callbacks."""
+    def report(done: int, total: int) -> None:
+        for callback in callbacks:
+            callback.runs_finished(done, total)
+    return report

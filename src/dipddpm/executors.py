@@ -36,6 +36,11 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def _one_per_core(device: str) -> int:
+    """Processes that ``workers=None`` means: one per core on the CPU, one on a GPU."""
+    return available_cores() if str(device) == "cpu" else 1
+
+
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """Torch threads for each of ``workers`` processes: ``max(1, cores // workers)``.
 
@@ -90,9 +95,7 @@ def runs_at_once(runs: int, workers: int | None, device: str, callbacks: Iterabl
     """
     if _inside_worker or runs <= 1 or not all(hasattr(c, "runs_finished") for c in callbacks):
         return 1
-    if workers is None:
-        workers = available_cores() if str(device) == "cpu" else 1
-    return max(1, min(workers, runs))
+    return max(1, min(_one_per_core(device) if workers is None else workers, runs))
 
 
 def _keyword_call(function: Callable, item: tuple[int, dict]) -> Any:
@@ -264,7 +267,7 @@ def local_executor(workers: int | None, device: str = "cpu") -> InProcess | Loca
     InProcess or LocalProcesses
     """
     if workers is None:
-        workers = available_cores() if device == "cpu" else 1
+        workers = _one_per_core(device)
     return InProcess() if workers == 1 else LocalProcesses(workers)
 
 

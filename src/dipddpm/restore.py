@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .callbacks import report_finished_runs
 from .config import DenoiserConfig, StagingConfig, StoppingConfig
 from .curriculum import (
     Curriculum,
@@ -537,19 +538,12 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
              "noise": member.sign * (first_z if member.pair == 0 else draw_noise(observation.shape,
                                                                                   plan[2 * member.pair].seed))}
             for member in plan]
-    results = run_in_order(restore_tensor, runs, workers, on_done=None if workers == 1 else _runs_finished(callbacks))
+    results = run_in_order(restore_tensor, runs, workers,
+                           on_done=None if workers == 1 else report_finished_runs(callbacks))
     if counted:
         results = [replace(r, sigma_source=photon_source if photons is not None else "none", noise_fit=noise_fit)
                    for r in results]
     return list(zip(plan, results, strict=True))
-
-
-def _runs_finished(callbacks: Sequence) -> Callable[[int, int], None]:
-    """Tell every callback (each has ``runs_finished``) that ``done`` of ``total`` runs are finished."""
-    def report(done: int, total: int) -> None:
-        for callback in callbacks:
-            callback.runs_finished(done, total)
-    return report
 
 
 def combine_members(members: Sequence[tuple[Member, Restoration]], reference: torch.Tensor | None = None,

@@ -47,6 +47,12 @@ def _write_json(data: dict, path: str | os.PathLike | None) -> str:
     return text
 
 
+def _no_estimate(sigma_source: str) -> str:
+    """What a run without a PSNR estimate prints: the reason when sigma was estimated (it needs sigma to
+    about 1 %, ``docs/method.md`` 4c)."""
+    return "n/a (sigma was estimated; give sigma for one)" if sigma_source == "estimated" else "n/a"
+
+
 @dataclass
 class Restoration:
     """What a restoration produced, how it stopped, and with what settings.
@@ -152,7 +158,7 @@ class Restoration:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"`` (with the
         reason when sigma was estimated: the estimate needs sigma to about 1 %)."""
         if self.estimated_psnr is None:
-            return "n/a (sigma was estimated; give sigma for one)" if self.sigma_source == "estimated" else "n/a"
+            return _no_estimate(self.sigma_source)
         low, high = self.estimated_psnr_range or (None, None)
         span = f"{'?' if low is None else f'{low:.1f}'} to {'unbounded' if high is None else f'{high:.1f} dB'}"
         return f"{self.estimated_psnr:.2f} dB (range {span})"
@@ -270,7 +276,7 @@ class TiledRestoration:
         """The pooled PSNR estimate, e.g. ``"29.90 dB (pooled over 6 tiles)"``, or ``"n/a"`` (with the reason when
         sigma was estimated, as for one run)."""
         if self.estimated_psnr is None:
-            return "n/a (sigma was estimated; give sigma for one)" if self.sigma_source == "estimated" else "n/a"
+            return _no_estimate(self.sigma_source)
         return f"{self.estimated_psnr:.2f} dB (pooled over {len(self.tiles)} tiles)"
 
     def to_dict(self, history: bool = True) -> dict:
