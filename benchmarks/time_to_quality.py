@@ -12,8 +12,8 @@ Settings (``--variants``):
 - ``default``: the package defaults (Adam 0.01, no warm-up, betas 0.9 / 0.999; above σ = 18/255, and so in
   every row recorded before the low-noise optimiser became the default, the fast preset's optimiser below);
 - ``fast``: the ``fast`` preset (Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99);
-- ``fast-tiles136``, ``fast-tiles96``: the fast preset in 136² or 96² tiles with 16 px overlap (four or nine
-  tiles on a 256² crop), each tile with its own network and stop;
+- ``fast-tiles136``: the fast preset in 136² tiles with 16 px overlap (four tiles on a 256² crop), each tile
+  with its own network and stop, one after another;
 - ``fast-lr0.02-w50``, ``fast-lr0.01-w100``: the fast preset with a smaller rate (0.02 after 50 warm-up steps,
   0.01 after 100);
 - ``default-beta2-0.99``, ``default-warmup100``: the defaults with only β₂ 0.99, or only a 100-step warm-up;
@@ -21,7 +21,9 @@ Settings (``--variants``):
   as ``default`` above σ = 18/255);
 - ``tiles144``: the defaults in 144² tiles with 32 px overlap (four tiles on a 256² crop), restored at once in
   one worker process per core (``DenoiserConfig.workers = None``); ``tiles144-here``: the same tiles one
-  after another in this process; ``fast-tiles144``: the fast preset in those tiles, one worker per core.
+  after another in this process; ``fast-tiles144``: the fast preset in those tiles, one worker per core;
+  ``fast-tiles112`` (32 px overlap) and ``fast-tiles96`` (16 px overlap): the same in nine smaller tiles on a
+  256² crop; ``-p50``: with patience 50 instead of 150.
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -57,16 +59,20 @@ from dipddpm.presets import PRESETS
 
 _NOW = DenoiserConfig()
 _FAST = PRESETS["fast"].config
+_FAST_AT_ONCE = replace(_FAST, workers=None)
+_FAST_P50 = replace(_FAST_AT_ONCE, stopping=replace(_FAST.stopping, patience=50))
 DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136": (_FAST, 136),
-                "fast-tiles96": (_FAST, 96),
+                "fast-tiles96": (_FAST_AT_ONCE, 96), "fast-tiles96-p50": (_FAST_P50, 96),
+                "fast-tiles112": (_FAST_AT_ONCE, 112), "fast-tiles144-p50": (_FAST_P50, 144),
                 "fast-lr0.02-w50": (replace(_FAST, train=replace(_FAST.train, lr=0.02, lr_warmup=50)), None),
                 "fast-lr0.01-w100": (replace(_FAST, train=replace(_FAST.train, lr=0.01, lr_warmup=100)), None),
                 "default-beta2-0.99": (replace(_NOW, train=replace(_NOW.train, betas=(0.9, 0.99))), None),
                 "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None),
                 "adam0.01": (replace(_NOW, low_noise=None), None),
                 "tiles144": (replace(_NOW, workers=None), 144), "tiles144-here": (_NOW, 144),
-                "fast-tiles144": (replace(_FAST, workers=None), 144)}
-TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32}  # the package's; older rows used 16
+                "fast-tiles144": (_FAST_AT_ONCE, 144)}
+TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
+                "fast-tiles112": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
