@@ -23,7 +23,9 @@ Settings (``--variants``):
   one worker process per core (``DenoiserConfig.workers = None``); ``tiles144-here``: the same tiles one
   after another in this process; ``fast-tiles144``: the fast preset in those tiles, one worker per core;
   ``fast-tiles112`` (32 px overlap) and ``fast-tiles96`` (16 px overlap): the same in nine smaller tiles on a
-  256² crop; ``-p50``: with patience 50 instead of 150.
+  256² crop; ``-p50``: with patience 50 instead of 150;
+- ``auto``: what ``dipddpm denoise`` does with its defaults (``tile="auto"``, one worker per core), e.g. for the
+  time to a result at 512² (``--crop 512``) or on a whole image (``--crop 0``).
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -56,6 +58,7 @@ from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr
 from dipddpm.presets import PRESETS
+from dipddpm.result import TiledRestoration
 
 _NOW = DenoiserConfig()
 _FAST = PRESETS["fast"].config
@@ -70,15 +73,15 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None),
                 "adam0.01": (replace(_NOW, low_noise=None), None),
                 "tiles144": (replace(_NOW, workers=None), 144), "tiles144-here": (_NOW, 144),
-                "fast-tiles144": (_FAST_AT_ONCE, 144)}
+                "fast-tiles144": (_FAST_AT_ONCE, 144), "auto": (replace(_NOW, workers=None), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
-                "fast-tiles112": 32}  # the package's; older rows and the 96² tiles use 16
+                "fast-tiles112": 32, "auto": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
-def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: int | None, seed: int,
+def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: int | str | None, seed: int,
             overlap: int = 16) -> dict:
-    """One DIP restoration timed end to end; the curve is recorded by a callback (whole image only)."""
+    """One DIP restoration timed end to end; the curve is recorded by a callback (``tile=None`` only)."""
     start = time.perf_counter()
     curve: list[tuple[float, float]] = []
 
@@ -91,9 +94,9 @@ def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: 
     seconds = time.perf_counter() - start
     row = {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
            "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve}
-    if tile is None:
+    if not isinstance(info, TiledRestoration):
         return {**row, "stop_iteration": info.stop_iteration, "iterations_run": info.iterations_run}
-    return {**row, "stop_iteration": [t["stop_iteration"] for t in info.tiles],
+    return {**row, "tile": info.tile, "stop_iteration": [t["stop_iteration"] for t in info.tiles],
             "iterations_run": sum(t["iterations_run"] for t in info.tiles)}
 
 

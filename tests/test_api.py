@@ -72,6 +72,19 @@ def test_sigma_source_is_reported(clean_rgb, rng):
     assert estimated.sigma_source == "estimated" and 0.05 < estimated.sigma_used < 0.2
 
 
+def test_a_sigma_the_caller_estimated_is_treated_as_an_estimate(clean_rgb, rng):
+    from dipddpm.restore import restore_tensor
+
+    y = torch.from_numpy(_noisy(clean_rgb, rng).transpose(2, 0, 1)).float()[None]
+    given = restore_tensor(y, 0.1, config=FAST, seed=3)
+    estimated = restore_tensor(y, 0.1, config=FAST, seed=3, sigma_source="estimated")
+    assert given.sigma_source == "given" and given.estimated_psnr is not None
+    assert estimated.sigma_source == "estimated" and estimated.estimated_psnr is None  # too rough for one
+    assert torch.equal(given.image, estimated.image)  # the same run: only what it reports differs
+    with pytest.raises(ValueError, match="sigma_source"):
+        restore_tensor(y, 0.1, config=FAST, sigma_source="guessed")
+
+
 def test_result_serialises_with_the_documented_keys(clean_rgb, rng):
     info = denoise(_noisy(clean_rgb, rng), 0.1, channel_axis=-1, config=FAST, reference=clean_rgb,
                    watch=("es-wmv", "fixed"), return_info=True)

@@ -24,6 +24,26 @@ def test_the_threshold(sigma, low):
     assert replace(chosen, lr=train.lr, lr_warmup=train.lr_warmup, betas=train.betas) == train  # nothing else moves
 
 
+@pytest.mark.parametrize("sigma,low", [(18 / 255, True), (25 / 255, True), (28 / 255, True), (28.5 / 255, False)])
+def test_tiles_get_it_up_to_their_own_threshold(sigma, low):
+    train, rule = TrainConfig(), LowNoiseOptimiser()
+    assert rule.in_tiles().train_for(train, sigma).lr == (0.03 if low else 0.01)
+    assert rule.train_for(train, 25 / 255).lr == 0.01  # a whole image keeps the lower threshold
+    assert LowNoiseOptimiser(sigma_max=0.2, tile_sigma_max=0.1).in_tiles().sigma_max == 0.2  # never lowered
+    assert replace(DenoiserConfig(), low_noise=None).for_tiles().low_noise is None
+
+
+def test_a_tiled_run_uses_the_tile_threshold():
+    from dipddpm.api import denoise
+
+    sigma = 25 / 255
+    image = _noisy(sigma)[0].permute(1, 2, 0).numpy()
+    tiled = denoise(image, sigma, channel_axis=-1, config=TINY, tile=16, overlap=4, stopper="fixed:6", return_info=True)
+    whole = denoise(image, sigma, channel_axis=-1, config=TINY, tile=None, stopper="fixed:6", return_info=True)
+    assert len(tiled.tiles) > 1 and tiled.config["train"]["lr"] == 0.03
+    assert whole.config["train"]["lr"] == 0.01
+
+
 def test_config_without_the_rule_keeps_its_optimiser():
     config = replace(DenoiserConfig(), low_noise=None)
     assert config.train_for(5 / 255) == config.train

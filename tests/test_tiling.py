@@ -14,7 +14,7 @@ from dipddpm.api import plan_tiling
 from dipddpm.memory import activation_floats_per_pixel, estimate_memory
 from dipddpm.nets import padded_size
 from dipddpm.result import TiledRestoration
-from dipddpm.tiling import blend_window, choose_tile, restore_tiled, tile_boxes, tile_starts
+from dipddpm.tiling import blend_window, choose_tile, restore_tiled, tile_boxes, tile_starts, time_tile
 
 FAST = DenoiserConfig(train=TrainConfig(max_iter=6, net=NetConfig(channels=8, depth=3, input_channels=8)),
                       staging=StagingConfig(num_stages=1))
@@ -150,6 +150,30 @@ def _scaled(observation, sigma, reference=None, factor=1.0):
     return _fake_restore(lambda y: factor * y)(observation, sigma, reference=reference)
 
 
+@pytest.mark.parametrize("height,width,smallest,overlap", [(256, 256, 144, 32), (512, 512, 144, 32),
+                                                           (512, 768, 144, 32), (257, 300, 144, 32),
+                                                           (300, 100, 96, 16), (100, 90, 144, 32),
+                                                           (1000, 999, 128, 0), (3000, 4000, 144, 32)])
+def test_time_tile_is_the_cheapest_tile_of_at_least_the_smallest(height, width, smallest, overlap):
+    from dipddpm.tiling import RUN_TIME_EXPONENT
+
+    def cost(tile):
+        return len(tile_boxes(height, width, tile, overlap)) * tile ** (2 * RUN_TIME_EXPONENT)
+
+    tile = time_tile(height, width, smallest, overlap)
+    assert tile >= smallest
+    assert all(cost(tile) <= cost(other) for other in range(smallest, max(smallest, height, width) + 1, 7))
+    assert all(cost(tile) < cost(other) for other in range(smallest, tile))  # ties go to the smaller tile
+    with pytest.raises(ValueError):
+        time_tile(height, width, overlap, overlap)
+
+
+def test_time_tile_takes_fewer_larger_tiles_where_the_last_would_be_mostly_overlap():
+    assert time_tile(256, 256, 144, 32) == 144  # 2 x 2 tiles meet exactly
+    assert len(tile_boxes(512, 512, time_tile(512, 512, 144, 32), 32)) == 16  # not 25 of 144
+    assert len(tile_boxes(512, 768, time_tile(512, 768, 144, 32), 32)) == 24  # a Kodak image: not 35
+
+
 def test_auto_tiling_on_a_cpu_tiles_large_images_at_moderate_noise_for_time():
     from dipddpm.api import TIME_TILE, TIME_TILE_SIGMA_MAX
 
@@ -177,5 +201,13 @@ def test_denoise_tiles_a_large_image_for_time_with_sigma_estimated_once(rng, mon
     assert calls == [None]  # estimated once, for the plan, then given to every tile
     assert info.estimated_psnr is None  # an estimated sigma gives no PSNR estimate, tiled or not
     assert info.describe_estimate() == "n/a (sigma was estimated; give sigma for one)"
+    from dipddpm import restore
+
+    estimates = []
+    real_estimate = restore.estimate_sigma
+    monkeypatch.setattr(restore, "estimate_sigma", lambda *a, **k: estimates.append(1) or real_estimate(*a, **k))
     loud = dipddpm.add_gaussian_noise(smooth_image(256, 40), 0.3, rng)
-    assert not isinstance(denoise(loud, channel_axis=-1, config=FAST, max_iter=2, return_info=True), TiledRestoration)
+    whole = denoise(loud, channel_axis=-1, config=FAST, max_iter=2, return_info=True)
+    assert not isinstance(whole, TiledRestoration)  # high noise: one network
+    assert len(estimates) == 1 and whole.sigma_source == "estimated"  # the plan's estimate is the run's
+    assert whole.estimated_psnr is None and whole.sigma_used > api.TIME_TILE_SIGMA_MAX

@@ -32,7 +32,7 @@ from .restore import (
     restore_tensor,
 )
 from .result import Restoration, TiledRestoration
-from .tiling import choose_tile, restore_tiled, tile_boxes
+from .tiling import choose_tile, restore_tiled, tile_boxes, time_tile
 
 __all__ = ["denoise", "from_unit_range", "mask_operator", "plan_tiling", "restored_channels", "to_unit_range"]
 
@@ -165,7 +165,10 @@ def _nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 TIME_TILE = 144
-"""Tile size of ``tile="auto"`` for Gaussian denoising on a CPU (:data:`TIME_TILE_SIGMA_MAX`)."""
+"""Smallest tile of ``tile="auto"`` for Gaussian denoising on a CPU (:data:`TIME_TILE_SIGMA_MAX`); the tile is
+the soonest of at least this size (:func:`~dipddpm.tiling.time_tile`: 144 on a 256-pixel side, 152 on 512).
+Smaller tiles lose context: on the smooth kodim02 crop (256², sigma = 25, seed 0) 112² tiles were 0.38 dB and
+96² tiles 1.12 dB below 144² tiles (issue 12, ``benchmarks/results/speed/README.md``)."""
 
 TIME_TILE_SIGMA_MAX = 35.0 / 255.0
 """Largest noise level (image units) at which ``tile="auto"`` tiles a large image for time.
@@ -188,9 +191,9 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
                 device: str | torch.device = "cpu", sigma: float | None = None) -> int | None:
     """The tile size :func:`denoise` will use for an image, or None when it runs on the whole image.
 
-    ``tile="auto"``: :data:`TIME_TILE` on a CPU when ``sigma`` is known and at most
-    :data:`TIME_TILE_SIGMA_MAX` and a side has room for two tiles (``max(height, width) >= 2 TIME_TILE -
-    overlap``); otherwise tiles only when one run would not fit the memory budget
+    ``tile="auto"``: tiles of at least :data:`TIME_TILE` (:func:`~dipddpm.tiling.time_tile`) on a CPU when
+    ``sigma`` is known and at most :data:`TIME_TILE_SIGMA_MAX` and a side has room for two tiles
+    (``max(height, width) >= 2 TIME_TILE - overlap``); otherwise tiles only when one run would not fit the memory budget
     (:func:`~dipddpm.tiling.choose_tile`); the smaller of the two when both apply.
 
     Parameters
@@ -227,7 +230,8 @@ def plan_tiling(height: int, width: int, colour: int, tile: int | str | None = "
             raise InputError(f"memory_budget must be a positive number of bytes, got {budget!r}")
         for_memory = choose_tile(height, width, colour, config.train.net, int(budget), overlap)
         if sigma is not None and sigma <= TIME_TILE_SIGMA_MAX and _room_for_time_tiles(height, width, overlap, dev):
-            return TIME_TILE if for_memory is None else min(for_memory, TIME_TILE)
+            timed = time_tile(height, width, TIME_TILE, overlap)
+            return timed if for_memory is None else min(for_memory, timed)
         return for_memory
     if isinstance(tile, bool) or not isinstance(tile, (int, np.integer)) or tile < smallest:
         raise InputError(f"tile must be 'auto', None or an integer of at least {smallest} pixels "
@@ -305,8 +309,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     tile : int, "auto" or None
         Restore in overlapping ``tile x tile`` tiles, each with its own network and stop, blended
         over ``overlap`` pixels (:mod:`dipddpm.tiling`). ``"auto"`` (:func:`plan_tiling`) tiles Gaussian
-        denoising on a CPU at sigma <= :data:`TIME_TILE_SIGMA_MAX` (given or estimated) in
-        :data:`TIME_TILE` tiles when a side has room for two (sooner and better there), and any run whose
+        denoising on a CPU at sigma <= :data:`TIME_TILE_SIGMA_MAX` (given or estimated) in tiles of at
+        least :data:`TIME_TILE` pixels when a side has room for two (sooner and better there), and any run whose
         estimated memory (:func:`~dipddpm.memory.estimate_memory`) exceeds ``memory_budget``; None never
         tiles. The tiles run at once when ``config.workers`` allows.
     overlap : int
@@ -397,9 +401,9 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
     bar = ProgressBar(progress)
     try:
         if tile_size is None:
-            result = restore_tensor(y, sigma, config=config, stopper=stopper, watch=watch, reference=ref,
+            result = restore_tensor(y, planned[0], config=config, stopper=stopper, watch=watch, reference=ref,
                                     seed=seed, callbacks=(bar, *callbacks), physics=physics, noise_model=noise,
-                                    photons=photons)
+                                    photons=photons, sigma_source=planned[1])
         else:
             counted, read_noise, photon_source, noise_fit = photon_count(
                 y, photons, 0.0, photons_estimable(noise, photons, sigma, None))
@@ -409,7 +413,7 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             every_step = (bar, *callbacks)
             workers = runs_at_once(len(tile_boxes(height, width, tile_size, overlap)), config.workers, str(dev),
                                    every_step)
-            restore = functools.partial(restore_tensor, config=config, stopper=stopper, watch=watch, seed=seed,
+            restore = functools.partial(restore_tensor, config=config.for_tiles(), stopper=stopper, watch=watch, seed=seed,
                                         callbacks=every_step if workers == 1 else (), noise_model=noise,
                                         photons=tile_photons, read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,

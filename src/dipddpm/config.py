@@ -127,15 +127,23 @@ class LowNoiseOptimiser:
     0.7 dB (the warm-up is what costs there, ``docs/method.md`` 4b). Hence a threshold of 18/255:
     above the estimates at sigma = 15 (15.1-17.2 on those crops), below 20.
 
+    The tiles of a tiled run (:func:`dipddpm.api.plan_tiling`: a large image at moderate noise on a CPU) get
+    it up to ``tile_sigma_max`` (:meth:`in_tiles`): on the 256² crops at sigma = 25 (seeds 0 and 1, 144²
+    tiles) it took half the time and lost nothing (issue 12, ``benchmarks/results/speed/README.md``, "The
+    fast optimiser in tiles"). 28/255 lies above the estimates at sigma = 25 (25.1-26.4), below 30.
+
     Attributes
     ----------
     sigma_max : float
         Largest noise level (image units) that gets this optimiser.
+    tile_sigma_max : float
+        The same for the tiles of a tiled run.
     lr, lr_warmup, betas
         As in :class:`~dipddpm.engine.TrainConfig`.
     """
 
     sigma_max: float = 18.0 / 255.0
+    tile_sigma_max: float = 28.0 / 255.0
     lr: float = 0.03
     lr_warmup: int = 100
     betas: tuple[float, float] = (0.9, 0.99)
@@ -156,6 +164,10 @@ class LowNoiseOptimiser:
         if sigma is None or sigma > self.sigma_max:
             return train
         return replace(train, lr=self.lr, lr_warmup=self.lr_warmup, betas=self.betas)
+
+    def in_tiles(self) -> LowNoiseOptimiser:
+        """This rule for the tiles of a tiled run: ``sigma_max`` raised to ``tile_sigma_max``."""
+        return replace(self, sigma_max=max(self.sigma_max, self.tile_sigma_max))
 
 
 @dataclass(frozen=True)
@@ -194,6 +206,10 @@ class DenoiserConfig:
     def train_for(self, sigma: float | None) -> TrainConfig:
         """The training settings of a Gaussian denoising run at noise level ``sigma`` (see ``low_noise``)."""
         return self.train if self.low_noise is None else self.low_noise.train_for(self.train, sigma)
+
+    def for_tiles(self) -> DenoiserConfig:
+        """The settings of each tile of a tiled run: ``low_noise`` as :meth:`LowNoiseOptimiser.in_tiles`."""
+        return self if self.low_noise is None else replace(self, low_noise=self.low_noise.in_tiles())
 
     def to_dict(self) -> dict:
         """Nested plain dictionary (JSON-ready)."""

@@ -219,11 +219,13 @@ def draw_holdout(measured: torch.Tensor, fraction: float, seed: int) -> torch.Te
     return holdout_mask(measured, fraction, _seeds(seed)[2])
 
 
-def noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool) -> tuple[float | None, str]:
-    """``(sigma, source)``: the given sigma (checked); estimated from ``observation`` (``(1, C, H, W)``)
-    when ``estimable`` (Gaussian denoising); else ``(None, "none")``."""
+def noise_level(observation: torch.Tensor, sigma: float | None, estimable: bool,
+                given_by: str = "given") -> tuple[float | None, str]:
+    """``(sigma, source)``: a given sigma (checked), with ``given_by`` as its source (``"estimated"`` when the
+    caller estimated it from this image); estimated from ``observation`` (``(1, C, H, W)``) when ``estimable``
+    (Gaussian denoising); else ``(None, "none")``."""
     if sigma is not None:
-        return check_sigma(sigma), "given"
+        return check_sigma(sigma), given_by
     if not estimable:
         return None, "none"
     image = observation[0].permute(1, 2, 0).double().cpu().numpy()
@@ -326,7 +328,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                    seed: int = 0, callbacks: Sequence[Callable[[StepInfo], None]] = (),
                    noise: torch.Tensor | None = None, physics: Operator | None = None,
                    noise_model: str = "gaussian", photons: float | str | None = None,
-                   read_noise: float = 0.0) -> Restoration:
+                   read_noise: float = 0.0, sigma_source: str = "given") -> Restoration:
     """Restore one image tensor from a noisy measurement ``y = A x + n``.
 
     Gaussian noise with a known or estimated sigma trains on the staged targets of the config;
@@ -374,6 +376,10 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         With a number of ``photons``: the standard deviation of Gaussian noise added to the Poisson data
         (image units); the run then uses the generalised Anscombe transform. An estimated photon count
         brings its own.
+    sigma_source : str
+        Where a given ``sigma`` came from: ``"given"`` (by the user) or ``"estimated"`` (from this image by
+        the caller, e.g. once before planning tiles: the run then treats it as its own estimate and gives no
+        PSNR estimate, instead of estimating it again).
 
     Returns
     -------
@@ -385,6 +391,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     config = config or DenoiserConfig()
     model = get_noise_model(noise_model)
     physics = Identity() if physics is None else physics
+    if sigma_source not in ("given", "estimated"):
+        raise ValueError(f"sigma_source must be 'given' or 'estimated', got {sigma_source!r}")
     if observation.ndim != 4 or observation.shape[0] != 1:
         raise InputError(f"expected a (1, C, H, W) tensor, got shape {tuple(observation.shape)}")
     if not torch.isfinite(observation).all():
@@ -392,7 +400,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     if config.ensemble > 1:
         members = ensemble_members(observation, sigma, config=config, seed=seed, noise=noise, stopper=stopper,
                                    watch=watch, reference=reference, callbacks=callbacks, physics=physics,
-                                   noise_model=noise_model, photons=photons, read_noise=read_noise)
+                                   noise_model=noise_model, photons=photons, read_noise=read_noise,
+                                   sigma_source=sigma_source)
         return replace(combine_members(members, reference, seed), seconds=time.perf_counter() - start)
     for name in [stopper, *watch]:
         check_stopper_name(name)
@@ -412,7 +421,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         physics = AnscombeStabilised(physics, photons, read_noise)
         observation, sigma, model = physics.stabilise(observation), physics.sigma, get_noise_model("gaussian")
     gaussian = model.name == "gaussian"
-    sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity))
+    sigma, source = noise_level(observation, sigma, gaussian and isinstance(physics, Identity), sigma_source)
     source = photon_source if photons is not None else source
     stopper = resolve_stopper(stopper, model.name, physics, sigma)
     names = list(dict.fromkeys([stopper, *(resolve_stopper(w, model.name, physics, sigma) for w in watch)]

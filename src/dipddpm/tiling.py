@@ -21,7 +21,7 @@ from .metrics import tensor_psnr
 from .nets import NetConfig
 from .result import TiledRestoration, versions
 
-__all__ = ["blend_window", "choose_tile", "restore_tiled", "tile_boxes", "tile_starts"]
+__all__ = ["RUN_TIME_EXPONENT", "blend_window", "choose_tile", "restore_tiled", "tile_boxes", "time_tile", "tile_starts"]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -50,6 +50,44 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     stride = tile - overlap
     count = math.ceil((length - tile) / stride) + 1
     return [min(i * stride, length - tile) for i in range(count)]
+
+
+RUN_TIME_EXPONENT = 1.75
+"""How the time of one run grows with its pixels: the steps to the stop as their power 0.7-0.8 (``benchmarks/
+results/tuning/README.md``, "Optimiser"), the cost of a step linearly."""
+
+
+def time_tile(height: int, width: int, smallest: int, overlap: int) -> int:
+    """The tile of at least ``smallest`` pixels that restores the image soonest.
+
+    A run on ``t x t`` pixels takes about ``t^(2 e)`` (``e`` = :data:`RUN_TIME_EXPONENT`), so the tiles of size
+    ``t`` take about ``N(t) t^(2 e)``, ``N(t)`` the number of tiles (:func:`tile_boxes`). Larger tiles than
+    ``smallest`` can be sooner when they need fewer tiles (a 512-pixel side: four 152-pixel tiles instead of five
+    of 144, the last of them mostly overlap). The tile minimising that cost, from ``smallest`` up to twice that
+    (larger tiles at most quarter the count while the cost of each grows more than tenfold) or the image's larger
+    side (ties: the smaller tile); ``smallest`` sets the context a tile needs.
+
+    Parameters
+    ----------
+    height, width : int
+        Image size.
+    smallest : int
+        Smallest tile, ``> overlap``.
+    overlap : int
+        Overlap of neighbouring tiles.
+
+    Returns
+    -------
+    int
+    """
+    if not 0 <= overlap < smallest:
+        raise ValueError("need 0 <= overlap < smallest")
+
+    def cost(tile: int) -> float:
+        count = len(tile_starts(height, tile, overlap)) * len(tile_starts(width, tile, overlap))
+        return count * float(tile) ** (2 * RUN_TIME_EXPONENT)
+
+    return min(range(smallest, max(smallest, min(2 * smallest, max(height, width))) + 1), key=cost)
 
 
 def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
