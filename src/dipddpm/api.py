@@ -413,8 +413,8 @@ def denoise(image: np.ndarray, sigma: float | None = None, *, channel_axis: int 
             every_step = (bar, *callbacks)
             workers = runs_at_once(len(tile_boxes(height, width, tile_size, overlap)), config.workers, str(dev),
                                    every_step)
-            restore = functools.partial(restore_tensor, config=config.for_tiles(), stopper=stopper, watch=watch, seed=seed,
-                                        callbacks=every_step if workers == 1 else (), noise_model=noise,
+            restore = functools.partial(restore_tensor, config=config.for_tiles(), stopper=stopper, watch=watch,
+                                        seed=seed, callbacks=every_step if workers == 1 else (), noise_model=noise,
                                         photons=tile_photons, read_noise=read_noise)
             result = restore_tiled(y, sigma, tile_size, overlap, restore, reference=ref, sigma_source=source,
                                    workers=workers, on_done=_tile_progress(bar, every_step, workers))

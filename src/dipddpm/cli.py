@@ -252,8 +252,8 @@ def _denoise_options(func):
                           "fast)."),
         click.option("--tile", default="auto", show_default=True,
                      help="Restore in overlapping tiles of this many pixels; auto: tiles of 144 px or more on a CPU at "
-                          "sigma <= 35/255 when a side has room for two (sooner and better), and whenever the image would not fit the memory "
-                          "budget; none: never."),
+                          "sigma <= 35/255 when a side has room for two (sooner and better), and whenever the "
+                          "image would not fit the memory budget; none: never."),
         click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True,
                      help="Overlap of neighbouring tiles in pixels."),
     ])

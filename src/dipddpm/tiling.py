@@ -21,7 +21,8 @@ from .metrics import tensor_psnr
 from .nets import NetConfig
 from .result import TiledRestoration, versions
 
-__all__ = ["RUN_TIME_EXPONENT", "blend_window", "choose_tile", "restore_tiled", "tile_boxes", "time_tile", "tile_starts"]
+__all__ = ["RUN_TIME_EXPONENT", "blend_window", "choose_tile", "restore_tiled", "tile_boxes", "tile_starts",
+           "time_tile"]
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
