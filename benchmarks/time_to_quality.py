@@ -116,7 +116,7 @@ def measure(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = set()
     if args.resume and out.exists():
-        done = {(r["image"], r["sigma"], r["seed"], r["variant"]) for r in _rows(out)}
+        done = {(r["image"], r["sigma"], r["seed"], r["variant"], r.get("crop")) for r in _rows(out)}
     elif out.exists():
         raise SystemExit(f"{out} exists; pass --resume to add to it")
     torch.set_num_threads(args.threads)
@@ -129,7 +129,7 @@ def measure(args) -> None:
         for sigma255 in args.sigma:
             noisy = make_noisy(clean, name, sigma255, args.seed)
             for variant in args.variants:
-                key = (name, sigma255, args.seed, variant)
+                key = (name, sigma255, args.seed, variant, args.crop)
                 if key in done or (variant == "cbm3d" and not bm3d_available()):
                     continue
                 if variant in DIP_VARIANTS:
@@ -148,20 +148,27 @@ def measure(args) -> None:
 
 def report(path: Path, figure: Path | None) -> str:
     rows = _rows(path)
-    reference = {(r["image"], r["sigma"]): r for r in rows if r["variant"] == "cbm3d"}
-    lines = ["| setting | σ | n | PSNR (mean) | oracle of the run (mean) | stop gap median / max | seconds median "
-             "(range) | × CBM3D's time (median) | PSNR − CBM3D (mean) |", "|---|---|---|---|---|---|---|---|---|"]
+    sizes = len({r.get("crop") for r in rows}) > 1  # one line per crop size too
+
+    def key(r: dict) -> tuple:
+        return r["image"], r["sigma"], r.get("crop")
+
+    reference = {key(r): r for r in rows if r["variant"] == "cbm3d"}
+    lines = ["| setting | " + ("crop | " if sizes else "") + "σ | n | PSNR (mean) | oracle of the run (mean) | "
+             "stop gap median / max | seconds median (range) | × CBM3D's time (median) | PSNR − CBM3D (mean) |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if sizes else "")]
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["variant"], r["sigma"]), []).append(r)
-    for (variant, sigma), rs in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        groups.setdefault((r["variant"], r["sigma"], r.get("crop") or 0), []).append(r)
+    for (variant, sigma, crop), rs in sorted(groups.items(), key=lambda kv: (kv[0][2], kv[0][1], kv[0][0])):
         seconds = [r["seconds"] for r in rs]
         gaps = [r["oracle_psnr"] - r["psnr"] for r in rs if "oracle_psnr" in r]
-        paired = [r for r in rs if (r["image"], r["sigma"]) in reference]
-        ratio = [r["seconds"] / reference[(r["image"], r["sigma"])]["seconds"] for r in paired]
-        diff = [r["psnr"] - reference[(r["image"], r["sigma"])]["psnr"] for r in paired]
+        paired = [r for r in rs if key(r) in reference]
+        ratio = [r["seconds"] / reference[key(r)]["seconds"] for r in paired]
+        diff = [r["psnr"] - reference[key(r)]["psnr"] for r in paired]
         lines.append(
-            f"| {variant} | {sigma:g} | {len(rs)} | {statistics.mean(r['psnr'] for r in rs):.2f} | "
+            f"| {variant} | " + (f"{crop or 'whole'} | " if sizes else "")
+            + f"{sigma:g} | {len(rs)} | {statistics.mean(r['psnr'] for r in rs):.2f} | "
             + (f"{statistics.mean(r['oracle_psnr'] for r in rs):.2f}" if gaps else "-") + " | "
             + (f"{statistics.median(gaps):.2f} / {max(gaps):.2f}" if gaps else "-") + " | "
             + f"{statistics.median(seconds):.1f} ({min(seconds):.1f}–{max(seconds):.1f}) | "
