@@ -83,6 +83,12 @@ def main() -> None:
                                                            "output channels, rearranged by pixel shuffle")
     p.add_argument("--depth", type=int, default=5)
     p.add_argument("--width", type=int, default=32)
+    p.add_argument("--neighbour", type=int, default=0,
+                   help="restore the right-hand crop of a centre crop of CROP+DX pixels, whose left-hand crop is a "
+                        "neighbouring tile of the same noisy image (its noise is the CROP+DX tuning crop's)")
+    p.add_argument("--warm", action="store_true",
+                   help="with --neighbour: first fit the left-hand tile to its own stop (patience 150), then start "
+                        "this crop from those weights (fresh Adam, warm-up again, the same code)")
     p.add_argument("--tag", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -93,6 +99,15 @@ def main() -> None:
     name = f"{folder}/{path.stem}"
     clean = load_clean(path, args.crop)
     noisy = make_noisy(clean, name, args.sigma, args.seed)
+    neighbour_noisy = None
+    if args.neighbour:  # both crops of one noisy image, the same size apart by DX columns
+        whole, span = load_clean(path), args.crop + args.neighbour
+        noisy_span = make_noisy(load_clean(path, span) if whole.shape[0] >= span else whole, name, args.sigma,
+                                args.seed)
+        top_span = (noisy_span.shape[0] - args.crop) // 2
+        clean = load_clean(path, span)[top_span:top_span + args.crop, args.neighbour:]
+        noisy = noisy_span[top_span:top_span + args.crop, args.neighbour:]
+        neighbour_noisy = noisy_span[top_span:top_span + args.crop, :args.crop]
     sigma = estimate_sigma(noisy, channel_axis=-1)
     y, x = to_tensor(noisy), to_tensor(clean)
     z = draw_noise(y.shape, args.seed)
@@ -137,6 +152,20 @@ def main() -> None:
         coarse_code = args.code_scale * torch.rand(1, 32, cph, cpw, generator=generator)
         for i in range(args.coarse):
             step(i, coarse_code, coarse_target, ch, cw, (cph - ch) // 2, (cpw - cw) // 2)
+    neighbour_steps = 0
+    if args.warm:
+        goal_n = to_tensor(neighbour_noisy)
+        target_n, validation_n = goal_n + args.ratio * sigma * z, goal_n - (sigma / args.ratio) * z
+        ema_n, criteria = None, []
+        while True:
+            out = step(neighbour_steps, code, target_n, height, width, top, left)
+            ema_n = out.clone() if ema_n is None else ema_n.mul_(args.ema).add_(out, alpha=1 - args.ema)
+            criteria.append(float(((ema_n - validation_n) ** 2).mean()))
+            neighbour_steps += 1
+            if len(criteria) - 1 - int(np.argmin(criteria)) >= 150 or neighbour_steps >= args.steps:
+                break
+        optimizer = torch.optim.AdamW(groups, lr=args.lr, betas=(args.beta1, args.beta2))
+        start = time.perf_counter()  # the neighbour's run is its own tile's time, not this one's
     coarse_seconds = time.perf_counter() - start
 
     rows, ema = [], None
@@ -151,6 +180,7 @@ def main() -> None:
                 break
     iterations, seconds, psnr, crit = (np.array(c) for c in zip(*rows, strict=True))
     result = {"tag": args.tag, "args": vars(args), "image": name, "sigma_estimated": sigma,
+              "neighbour_steps": neighbour_steps,
               "coarse_seconds": coarse_seconds, "ms_per_step": 1000 * (seconds[-1] - coarse_seconds) / len(rows),
               "peak": float(psnr.max()), "peak_iteration": int(iterations[psnr.argmax()]),
               "meta": script_meta("benchmarks/lever_probe.py")}

@@ -128,9 +128,10 @@ class LowNoiseOptimiser:
     above the estimates at sigma = 15 (15.1-17.2 on those crops), below 20.
 
     The tiles of a tiled run (:func:`dipddpm.api.plan_tiling`: a large image at moderate noise on a CPU) get
-    it up to ``tile_sigma_max`` (:meth:`in_tiles`): on the 256² crops at sigma = 25 (seeds 0 and 1, 144²
-    tiles) it took half the time and lost nothing (issue 12, ``benchmarks/results/speed/README.md``, "The
-    fast optimiser in tiles"). 28/255 lies above the estimates at sigma = 25 (25.1-26.4), below 30.
+    it up to ``tile_sigma_max`` (:meth:`in_tiles`): on eight 256² crops at sigma = 25 (seeds 0 and 1, 144²
+    tiles) it took half the time (median) for +0.02 dB on average, -0.37 dB at worst on the smooth kodim04
+    (issue 12, ``benchmarks/results/speed/README.md``, "The fast optimiser in tiles"). 28/255 lies above
+    the estimates at sigma = 25 (25.1-26.4), below 30.
 
     Attributes
     ----------
