@@ -176,9 +176,10 @@ TIME_TILE_SIGMA_MAX = 35.0 / 255.0
 The steps to the stop grow with the pixels of a run (as their power 0.7-0.8), so one network on a large image
 costs more than tiles of it, and tiles can run at once (``DenoiserConfig.workers``). On the 256² tuning crops
 (seed 0, issue 12, ``benchmarks/results/speed/README.md``), 144² tiles with 32 px overlap against the whole
-image: at sigma = 25, +0.41 dB on average (every crop better) in 0.7x the time (median); at sigma = 50 lower on
-the smooth kodim02 crop (-0.50 dB; the other crops -0.03 to +0.07) for little time saved. Hence a threshold
-between the two (not measured in between).
+image: at sigma = 25, +0.41 dB on average (every crop better) in 0.7x the time (median); at sigma = 35 (kodim01
+and kodim02) +0.09 and -0.21 dB in 0.69 and 0.65x the time; at sigma = 50 lower on the smooth kodim02 crop
+(-0.50 dB; the other crops -0.03 to +0.07) for little time saved. Hence the threshold at 35, where the tiles
+trade a little on smooth images for a third of the time.
 """
 
 
