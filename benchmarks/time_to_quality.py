@@ -213,7 +213,9 @@ def _figure(rows: list[dict], figure: Path) -> None:
     sigmas = sorted({r["sigma"] for r in rows})
     images = sorted({r["image"] for r in rows})
     colours = {"default": "tab:grey", "fast": "tab:blue", "fast-tiles136": "tab:green", "fast-tiles96": "tab:olive",
-               "tiles144": "tab:purple", "fast-tiles144": "tab:cyan", "cbm3d": "tab:red", "zsn2n": "tab:orange"}
+               "tiles144": "tab:purple", "fast-tiles144": "tab:cyan", "cbm3d": "tab:red", "zsn2n": "tab:orange",
+               "fast-tiles112": "tab:brown", "fast-tiles144-p50": "tab:pink", "fast-tiles96-p50": "yellowgreen",
+               "auto": "black"}
     fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
                              squeeze=False)
     for i, sigma in enumerate(sigmas):
@@ -230,10 +232,12 @@ def _figure(rows: list[dict], figure: Path) -> None:
             ax.set_xlabel("wall seconds (2 CPU cores)", fontsize=7)
             ax.set_ylabel("true PSNR (dB)", fontsize=7)
             ax.tick_params(labelsize=7)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=len(unique), fontsize=8)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    unique: dict = {}
+    for ax in (ax for row in axes for ax in row):
+        handles, labels = ax.get_legend_handles_labels()
+        unique.update({label: handle for label, handle in zip(labels, handles, strict=True) if label not in unique})
+    fig.legend(unique.values(), unique.keys(), loc="lower center", ncol=min(len(unique), 7), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(figure, dpi=110)
 
 
