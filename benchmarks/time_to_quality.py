@@ -214,13 +214,16 @@ def _figure(rows: list[dict], figure: Path) -> None:
     images = sorted({r["image"] for r in rows})
     colours = {"default": "tab:grey", "fast": "tab:blue", "fast-tiles136": "tab:green", "fast-tiles96": "tab:olive",
                "tiles144": "tab:purple", "fast-tiles144": "tab:cyan", "cbm3d": "tab:red", "zsn2n": "tab:orange",
-               "fast-tiles112": "tab:brown", "fast-tiles144-p50": "tab:pink", "fast-tiles96-p50": "yellowgreen",
+               "fast-tiles112": "tab:brown", "fast-tiles144-p50": "tab:pink", "fast-tiles96-p50": "gold",
                "auto": "black"}
     fig, axes = plt.subplots(len(sigmas), len(images), figsize=(3.2 * len(images), 2.8 * len(sigmas)),
                              squeeze=False)
     for i, sigma in enumerate(sigmas):
         for j, image in enumerate(images):
             ax = axes[i][j]
+            if not any(r["sigma"] == sigma and r["image"] == image for r in rows):
+                ax.axis("off")
+                continue
             for r in (r for r in rows if r["sigma"] == sigma and r["image"] == image):
                 colour = colours.get(r["variant"], "black")
                 if r.get("curve"):
