@@ -281,9 +281,7 @@ def anscombe(counts: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     numpy.ndarray or torch.Tensor
         ``A(z)``, same type and shape.
     """
-    if (counts < 0).any():
-        raise InputError("Poisson counts must be >= 0")
-    return 2.0 * (counts + 0.375) ** 0.5
+    return generalised_anscombe(counts, 0.0)
 
 
 def expected_anscombe(mean: np.ndarray) -> np.ndarray:
