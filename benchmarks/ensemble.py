@@ -95,6 +95,7 @@ def measure(args) -> None:
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
         name = f"{path.parent.name}/{path.stem}"
         clean = load_clean(path, args.crop)
+        clean = clean[..., None] if clean.ndim == 2 else clean  # grey images as one channel
         for sigma255 in args.sigma:
             if (name, sigma255, args.seed) in done:
                 continue
