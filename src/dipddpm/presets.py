@@ -2,7 +2,8 @@
 denoising recipe, for comparison.
 
 ``fast`` uses Adam at 0.03 after a 100-step linear warm-up and betas (0.9, 0.99) at every noise level;
-the default uses it only at sigma <= 18/255 (:class:`~dipddpm.config.LowNoiseOptimiser`). Issue 12,
+the default uses it only at sigma <= 18/255, 28/255 in the tiles of a large image
+(:class:`~dipddpm.config.LowNoiseOptimiser`). Issue 12,
 ``benchmarks/results/speed/README.md``: on 256² crops at sigma = 25 it reached the result 1.7-2.7x
 sooner and no lower, on 128² crops at sigma = 25 a third sooner but 0.08-0.16 dB lower; at sigma = 50
 it is up to 1.6 dB worse (the peak itself is lower) for little time saved.
@@ -62,9 +63,10 @@ _FAST = DenoiserConfig(train=TrainConfig(lr=0.03, lr_warmup=100, betas=(0.9, 0.9
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("default", "the package defaults: automatic stop (recorruption with a = 0.25 for Gaussian noise, "
                       "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
-                      "sigma <= 18/255)", DenoiserConfig(), "auto"),
+                      "sigma <= 18/255, 28/255 in tiles)", DenoiserConfig(), "auto"),
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
-                   "defaults use it at sigma <= 18/255): up to 2x sooner at sigma 25, up to 1.6 dB worse at sigma 50",
+                   "defaults use it at sigma <= 18/255, 28/255 in tiles): up to 2x sooner at sigma 25, up to 1.6 dB "
+                   "worse at sigma 50",
            _FAST, "auto"),
     Preset("quality", "the defaults averaged over 4 runs in antithetic pairs (z, -z), each with its own "
                       "initialisation and stop: +0.4 to +0.6 dB over one run on the 128² tuning crops, for 4x the time",
