@@ -25,7 +25,9 @@ Settings (``--variants``):
   ``fast-tiles112`` (32 px overlap) and ``fast-tiles96`` (16 px overlap): the same in nine smaller tiles on a
   256² crop; ``-p50``: with patience 50 instead of 150;
 - ``auto``: what ``dipddpm denoise`` does with its defaults (``tile="auto"``, one worker per core), e.g. for the
-  time to a result at 512² (``--crop 512``) or on a whole image (``--crop 0``).
+  time to a result at 512² (``--crop 512``) or on a whole image (``--crop 0``); ``auto-d4``, ``auto-in8``,
+  ``auto-d4-in8``: the same with a network of depth 4 (a 144² tile is then not padded to 160²), 8 input
+  channels, or both.
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -64,6 +66,13 @@ _NOW = DenoiserConfig()
 _FAST = PRESETS["fast"].config
 _FAST_AT_ONCE = replace(_FAST, workers=None)
 _FAST_P50 = replace(_FAST_AT_ONCE, stopping=replace(_FAST.stopping, patience=50))
+
+
+def _net_variant(**net) -> DenoiserConfig:
+    """The defaults (``auto``) with another network shape."""
+    return replace(_NOW, workers=None, train=replace(_NOW.train, net=replace(_NOW.train.net, **net)))
+
+
 DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136": (_FAST, 136),
                 "fast-tiles96": (_FAST_AT_ONCE, 96), "fast-tiles96-p50": (_FAST_P50, 96),
                 "fast-tiles112": (_FAST_AT_ONCE, 112), "fast-tiles144-p50": (_FAST_P50, 144),
@@ -73,9 +82,11 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "default-warmup100": (replace(_NOW, train=replace(_NOW.train, lr_warmup=100)), None),
                 "adam0.01": (replace(_NOW, low_noise=None), None),
                 "tiles144": (replace(_NOW, workers=None), 144), "tiles144-here": (_NOW, 144),
-                "fast-tiles144": (_FAST_AT_ONCE, 144), "auto": (replace(_NOW, workers=None), "auto")}
+                "fast-tiles144": (_FAST_AT_ONCE, 144), "auto": (replace(_NOW, workers=None), "auto"),
+                "auto-d4": (_net_variant(depth=4), "auto"), "auto-in8": (_net_variant(input_channels=8), "auto"),
+                "auto-d4-in8": (_net_variant(depth=4, input_channels=8), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
-                "fast-tiles112": 32, "auto": 32}  # the package's; older rows and the 96² tiles use 16
+                "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32, "auto-d4-in8": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
