@@ -86,7 +86,8 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "auto-d4": (_net_variant(depth=4), "auto"), "auto-in8": (_net_variant(input_channels=8), "auto"),
                 "auto-d4-in8": (_net_variant(depth=4, input_channels=8), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
-                "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32, "auto-d4-in8": 32}  # the package's; older rows and the 96² tiles use 16
+                "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32,
+                "auto-d4-in8": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 

@@ -7,7 +7,9 @@ from conftest import smooth_image
 
 from dipddpm.errors import InputError
 from dipddpm.metrics import tensor_psnr
+from dipddpm.noise import clipped_mean_inverse, clipped_mean_slope
 from dipddpm.noise_models import NOISE_MODELS
+from dipddpm.restore import declipped
 from dipddpm.stopping import (
     DiscrepancyStopper,
     ExponentialVarianceStopper,
@@ -84,6 +86,35 @@ def test_recorruption_estimate_is_unbiased():
     stderr = diffs.std(ddof=1) / np.sqrt(diffs.size)
     assert abs(diffs.mean()) < 3 * stderr
     assert abs(wrong.mean()) > 10 * wrong.std(ddof=1) / np.sqrt(wrong.size)
+
+
+def test_declipped_estimate_holds_on_an_image_with_a_black_region():
+    """A declipped result's error is about d / m'(x): weighting each value's validation error by 1 / m'(x)^2
+    estimates it; the product of the means (the old estimate) over-estimates it where the image is black
+    (m' = 1/2, little error), the 2 dB pessimism of issue 15."""
+    g = torch.Generator().manual_seed(0)
+    sigma, a, size = 0.1, 0.5, 48
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    x = (0.5 + 0.35 * torch.sin(40 * xx) * torch.cos(30 * yy)).double()
+    x[:, : size // 3] = 0.0  # a black third: a sky at night
+    x = x.expand(1, 3, size, size).contiguous()
+    kernel = torch.ones(3, 1, 3, 3, dtype=torch.float64) / 9
+    weighted, product = [], []
+    for _ in range(30):
+        y = (x + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+        z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        fit = torch.nn.functional.conv2d(torch.nn.functional.pad(y + a * sigma * z, (1, 1, 1, 1), mode="reflect"),
+                                         kernel, groups=3).clamp(0, 1)
+        truth = float(torch.mean((declipped(fit, sigma) - x) ** 2))
+        s = RecorruptionStopper(y, z, sigma, a, clipped=True, declipped=True)
+        s.observe(_obs(1, fit))
+        weighted.append(s.estimated_mse / truth)
+        v = float(torch.mean((fit - (y - sigma / a * z)) ** 2))
+        product.append((v - recorruption_offset(sigma, a, z, fit, central=True)) * s.error_gain / truth)
+    assert 0.85 < np.mean(weighted) < 1.2
+    assert np.mean(product) > 1.4
+    assert s.error_gain == pytest.approx(float(np.mean(1 / np.maximum(
+        clipped_mean_slope(clipped_mean_inverse(fit.numpy(), sigma), sigma), 0.5) ** 2)))
 
 
 def test_estimated_psnr():

@@ -133,9 +133,11 @@ def _stage_bands(ax, result: Restoration, last: int) -> None:
 
 
 def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray | None:
-    """``PSNR_hat = -10 log10((v_t - offset - shift) g)`` at every iteration from the recorruption criterion.
+    """``PSNR_hat = -10 log10(MSE_hat + (v_t - v - shift) g)`` at every iteration from the recorruption criterion.
 
-    ``g`` is the stopper's ``error_gain`` (1 unless the result is declipped).
+    ``MSE_hat`` is the estimate at the returned iterate, ``v`` the criterion there, ``g`` the stopper's
+    ``error_gain`` (1 unless the result is declipped; then the criterion's changes are taken as the fit's error
+    changing evenly over the image). Without declipping this is ``-10 log10(v_t - offset - shift)``.
 
     Parameters
     ----------
@@ -152,11 +154,12 @@ def estimated_psnr_curve(result: Restoration, shift: float = 0.0) -> np.ndarray 
         criterion measures ``A xbar``, not the image).
     """
     values = result.history.get("recorruption")
-    offset = result.stoppers.get("recorruption", {}).get("offset")
-    if values is None or offset is None or result.estimated_psnr is None:
+    summary = result.stoppers.get("recorruption", {})
+    if values is None or summary.get("estimated_mse") is None or result.estimated_psnr is None:
         return None
-    gain = result.stoppers["recorruption"].get("error_gain") or 1.0  # a declipped result's error per fit error
-    excess = (np.array([np.nan if v is None else v for v in values], dtype=float) - offset - shift) * gain
+    gain = summary.get("error_gain") or 1.0  # a declipped result's error per fit error
+    criterion = np.array([np.nan if v is None else v for v in values], dtype=float)
+    excess = summary["estimated_mse"] + (criterion - summary["validation_mse"] - shift) * gain
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(excess > 0, -10 * np.log10(excess), np.nan)
 

@@ -279,6 +279,20 @@ def estimated_psnr(validation_mse: float, offset: float) -> float | None:
     return -10.0 * math.log10(excess) if excess > 0 else None
 
 
+@dataclass(frozen=True)
+class _RecorruptionEstimate:
+    """The pieces of a recorruption estimate at one returned iterate: the weighted validation error ``value``,
+    the weighted ``offset``, ``gain`` (the weights' mean), the weighted ``mean(z^2)`` and the effective count
+    of values ``(sum w)^2 / sum w^2``."""
+
+    iteration: int
+    value: float
+    offset: float
+    gain: float
+    z_energy: float
+    count: float
+
+
 class RecorruptionStopper(_FinalStageMinimum):
     """Minimum of the recorruption validation error (the default stopper for Gaussian noise).
 
@@ -315,7 +329,8 @@ class RecorruptionStopper(_FinalStageMinimum):
     declipped : bool
         The result will be the declipped fit ``m^{-1}(xbar)`` (:func:`dipddpm.noise.clipped_mean_inverse`;
         ``restore_tensor`` does this for clipped observations): the estimate is then of its error,
-        ``mean(d^2 / m'(x)^2)``, taken as ``mean(d^2)`` (central offset) times :attr:`error_gain`.
+        ``mean(d^2 / m'(x)^2)``, the validation error and the offset weighted by ``1 / m'(x)^2`` (central
+        offset; :attr:`estimated_mse`).
     """
 
     name = "recorruption"
@@ -332,9 +347,8 @@ class RecorruptionStopper(_FinalStageMinimum):
         self.clipped = clipped
         self.sigma_rel_error = sigma_rel_error
         self.weights = weights
-        self._count = noise.numel() if weights is None else float(torch.broadcast_to(weights, noise.shape).sum())
         self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
-        self._offset: tuple[int, float, float] | None = None  # (best iteration it belongs to, offset, gain)
+        self._pieces: _RecorruptionEstimate | None = None
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.measured, self.validation, self.weights)
@@ -343,38 +357,59 @@ class RecorruptionStopper(_FinalStageMinimum):
         super()._keep(obs)
         self._best_measured = None if obs.measured is obs.output else obs.measured.clone()
 
-    @property
-    def offset(self) -> float | None:
-        """Noise energy of ``ytilde`` at the returned iterate (:func:`recorruption_offset`).
-
-        Computed once per returned iterate: with clipping it is a pass over the whole image, and the
-        estimate, its range and the summary all read it.
-        """
+    def _estimate(self) -> _RecorruptionEstimate | None:
+        """The estimate's pieces at the returned iterate, computed once per returned iterate: with clipping
+        they are a pass over the whole image, and the estimate, its range and the summary all read them."""
         if self.best_output is None:
             return None
-        if self._offset is None or self._offset[0] != self.best_iteration:
+        if self._pieces is None or self._pieces.iteration != self.best_iteration:
             measured = self.best_output if self._best_measured is None else self._best_measured
-            value = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
-                                        self.weights, central=self.declipped)
-            gain = 1.0
+            weights, gain, value = self.weights, 1.0, self.best_value
             if self.declipped:
-                fit = measured.detach().double().clamp(0.0, 1.0).cpu().numpy()
-                slope = clipped_mean_slope(clipped_mean_inverse(fit, self.sigma), self.sigma)
-                w = None if self.weights is None else np.broadcast_to(self.weights.double().cpu().numpy(), fit.shape)
-                gain = float(np.average(1.0 / np.maximum(slope, 0.5) ** 2, weights=w))
-            self._offset = (self.best_iteration, value, gain)
-        return self._offset[1]
+                fit = measured.detach().double().clamp(0.0, 1.0)
+                slope = clipped_mean_slope(clipped_mean_inverse(fit.cpu().numpy(), self.sigma), self.sigma)
+                error_weights = torch.from_numpy(1.0 / np.maximum(slope, 0.5) ** 2).to(fit.device)
+                weights = error_weights if self.weights is None else error_weights * self.weights.double()
+                gain = float(weighted_mean(weights, None if self.weights is None else
+                                           torch.broadcast_to(self.weights.double(), weights.shape)))
+                value = float(weighted_mean((measured.detach().double() - self.validation.double()) ** 2, weights))
+            full = torch.broadcast_to(torch.as_tensor(1.0 if weights is None else weights).double(), self.noise.shape)
+            offset = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
+                                         weights, central=self.declipped)
+            self._pieces = _RecorruptionEstimate(
+                iteration=self.best_iteration, value=value, offset=offset, gain=gain,
+                z_energy=_z_energy(self.noise, weights), count=float(full.sum() ** 2 / (full**2).sum()))
+        return self._pieces
+
+    @property
+    def offset(self) -> float | None:
+        """Noise energy of ``ytilde`` at the returned iterate (:func:`recorruption_offset`), with the estimate's
+        pixel weights (:attr:`error_gain`)."""
+        pieces = self._estimate()
+        return None if pieces is None else pieces.offset
 
     @property
     def error_gain(self) -> float | None:
         """``mean(1 / m'(x)^2)`` at the declipped fit (1 when not declipped): how much declipping scales the
-        fit's error (:func:`dipddpm.noise.clipped_mean_slope`)."""
-        return None if self.offset is None else self._offset[2]
+        fit's error on average (:func:`dipddpm.noise.clipped_mean_slope`). The estimate weighs each value's
+        validation error and offset by ``1 / m'(x)^2`` and multiplies their difference by this mean."""
+        pieces = self._estimate()
+        return None if pieces is None else pieces.gain
+
+    @property
+    def estimate_validation_mse(self) -> float | None:
+        """The validation error at the returned iterate with the estimate's weights (``v`` without declipping)."""
+        pieces = self._estimate()
+        return None if pieces is None else pieces.value
 
     @property
     def estimated_mse(self) -> float | None:
-        """The estimated MSE of the result: ``(v - offset) * error_gain``."""
-        return None if self.offset is None else (self.best_value - self.offset) * self.error_gain
+        """The estimated MSE of the result: ``(v - offset) * error_gain``, ``v`` and the offset with the
+        estimate's weights: for a declipped result ``mean(w (d^2 - s^2)) = mean(d^2 / m'(x)^2)`` with
+        ``w = 1 / m'(x)^2``, the fit's error ``d`` as the declipped result's error ``d / m'(x)`` (``docs/method.md``,
+        4e)."""
+        pieces = self._estimate()
+        return None if pieces is None else (pieces.value - pieces.offset) * pieces.gain
 
     @property
     def estimated_psnr(self) -> float | None:
@@ -387,8 +422,9 @@ class RecorruptionStopper(_FinalStageMinimum):
         ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``. The antithetic twin's is equal and opposite."""
         if self.offset is None:
             return None
-        z_energy = _z_energy(self.noise, self.weights)
-        return 2 * (self.sigma / self.ratio) * math.sqrt(max(self._noise_energy(), 0.0) * z_energy / self._count)
+        pieces = self._estimate()
+        energy = max(self._noise_energy(), 0.0)
+        return 2 * (self.sigma / self.ratio) * math.sqrt(energy * pieces.z_energy / pieces.count)
 
     @property
     def error_cross_sd(self) -> float | None:
@@ -396,12 +432,13 @@ class RecorruptionStopper(_FinalStageMinimum):
         returned iterate, independent of the validation noise): ``2 sqrt(MSE_hat (offset) / N)``."""
         if self.offset is None:
             return None
-        return 2 * math.sqrt(max(self.best_value - self.offset, 0.0) * self.offset / self._count)
+        pieces = self._estimate()
+        return 2 * math.sqrt(max(pieces.value - pieces.offset, 0.0) * pieces.offset / pieces.count)
 
     @property
     def energy_sd(self) -> float | None:
         """Standard deviation of ``mean(n^2)`` about ``s_e^2`` (the noise energy drawn): ``s_e^2 sqrt(2 / N)``."""
-        return None if self.offset is None else max(self._noise_energy(), 0.0) * math.sqrt(2.0 / self._count)
+        return None if self.offset is None else max(self._noise_energy(), 0.0) * math.sqrt(2.0 / self._estimate().count)
 
     @property
     def sigma_sd(self) -> float | None:
@@ -411,7 +448,8 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     def _noise_energy(self) -> float:
         """``s_e^2``: the offset less the validation noise's known part ``(sigma/a)^2 mean(z^2)``."""
-        return self.offset - (self.sigma / self.ratio) ** 2 * _z_energy(self.noise, self.weights)
+        pieces = self._estimate()
+        return pieces.offset - (self.sigma / self.ratio) ** 2 * pieces.z_energy
 
     @property
     def offset_uncertainty(self) -> float | None:
