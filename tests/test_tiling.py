@@ -13,6 +13,7 @@ from dipddpm import DenoiserConfig, InputError, NetConfig, StagingConfig, TrainC
 from dipddpm.api import plan_tiling
 from dipddpm.memory import activation_floats_per_pixel, estimate_memory
 from dipddpm.nets import padded_size
+from dipddpm.presets import PRESETS
 from dipddpm.result import TiledRestoration
 from dipddpm.tiling import blend_window, choose_tile, restore_tiled, tile_boxes, tile_starts, time_tile
 
@@ -211,3 +212,24 @@ def test_denoise_tiles_a_large_image_for_time_with_sigma_estimated_once(rng, mon
     assert not isinstance(whole, TiledRestoration)  # high noise: one network
     assert len(estimates) == 1 and whole.sigma_source == "estimated"  # the plan's estimate is the run's
     assert whole.estimated_psnr is None and whole.sigma_used > api.TIME_TILE_SIGMA_MAX
+
+
+def test_tiles_get_a_network_at_most_tile_max_depth_deep(rng):
+    default = DenoiserConfig()
+    assert default.train.net.depth == 5
+    assert default.for_tiles().train.net == replace(default.train.net, depth=4)  # nothing else changes
+    assert FAST.for_tiles().train.net.depth == 3  # a shallower network is never deepened
+    assert replace(default, tile_max_depth=None).for_tiles().train.net.depth == 5
+    paper = PRESETS["paper"].config
+    assert paper.for_tiles().train.net == paper.train.net  # the paper's architecture, tiles included
+    for bad in (0, 2.5, True, "4"):
+        with pytest.raises(ValueError, match="tile_max_depth"):
+            DenoiserConfig(tile_max_depth=bad)
+    deep = replace(FAST, train=replace(FAST.train, net=NetConfig(channels=4, depth=5, input_channels=4)),
+                   tile_max_depth=4)
+    image = rng.random((64, 64, 3)).astype(np.float32)
+    tiled = denoise(image, 0.1, channel_axis=-1, config=deep, tile=48, overlap=16, stopper="fixed:2",
+                    return_info=True)
+    assert len(tiled.tiles) == 4 and tiled.config["train"]["net"]["depth"] == 4
+    whole = denoise(image, 0.1, channel_axis=-1, config=deep, tile=None, stopper="fixed:2", return_info=True)
+    assert whole.config["train"]["net"]["depth"] == 5

@@ -186,7 +186,11 @@ class DenoiserConfig:
     None gives one per core on a CPU and one on a GPU; 1 (the default of the Python API) runs them one after
     another in this process. Worker processes are spawned: they import the calling script again, so a
     script that sets ``workers`` must keep its work under ``if __name__ == "__main__":``. The command line
-    (``--workers``, default auto) is safe.
+    (``--workers``, default auto) is safe. ``tile_max_depth`` caps the depth of each tile's network in a
+    tiled run (None: ``train.net.depth`` as it is; :meth:`for_tiles`): at depth 4 a 144² tile runs as it is,
+    where depth 5 pads it to 160² (a multiple of 32), so a step costs about 0.7x; on the four 256² tuning
+    crops at sigma = 25 the tiles took 0.78x the time for 0.07 dB less on average (issue 12,
+    ``benchmarks/results/speed/README.md``, "A shallower network in the tiles").
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -196,6 +200,7 @@ class DenoiserConfig:
     ensemble: int = 1
     declip: bool = True
     workers: int | None = 1
+    tile_max_depth: int | None = 4
 
     def __post_init__(self):
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
@@ -203,14 +208,22 @@ class DenoiserConfig:
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                          or self.workers < 1):
             raise ValueError(f"workers must be None (one per core) or a whole number >= 1, got {self.workers!r}")
+        if self.tile_max_depth is not None and (isinstance(self.tile_max_depth, bool)
+                                                or not isinstance(self.tile_max_depth, int) or self.tile_max_depth < 1):
+            raise ValueError(f"tile_max_depth must be None (the network's own) or a whole number >= 1, "
+                             f"got {self.tile_max_depth!r}")
 
     def train_for(self, sigma: float | None) -> TrainConfig:
         """The training settings of a Gaussian denoising run at noise level ``sigma`` (see ``low_noise``)."""
         return self.train if self.low_noise is None else self.low_noise.train_for(self.train, sigma)
 
     def for_tiles(self) -> DenoiserConfig:
-        """The settings of each tile of a tiled run: ``low_noise`` as :meth:`LowNoiseOptimiser.in_tiles`."""
-        return self if self.low_noise is None else replace(self, low_noise=self.low_noise.in_tiles())
+        """The settings of each tile of a tiled run: ``low_noise`` as :meth:`LowNoiseOptimiser.in_tiles`, the
+        network at most ``tile_max_depth`` deep."""
+        tiled = self if self.low_noise is None else replace(self, low_noise=self.low_noise.in_tiles())
+        if self.tile_max_depth is None or self.train.net.depth <= self.tile_max_depth:
+            return tiled
+        return replace(tiled, train=replace(tiled.train, net=replace(tiled.train.net, depth=self.tile_max_depth)))
 
     def to_dict(self) -> dict:
         """Nested plain dictionary (JSON-ready)."""

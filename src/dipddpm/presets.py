@@ -56,14 +56,14 @@ _PAPER = DenoiserConfig(
                       output="ema", max_iter=3000,
                       net=NetConfig(input_channels=32, channels=128, depth=5, skip_channels=4,
                                     padding_mode="reflect", upsample="bilinear")),
-    staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None, declip=False)
+    staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None, declip=False, tile_max_depth=None)
 
 _FAST = DenoiserConfig(train=TrainConfig(lr=0.03, lr_warmup=100, betas=(0.9, 0.99)))
 
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("default", "the package defaults: automatic stop (recorruption with a = 0.25 for Gaussian noise, "
                       "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
-                      "sigma <= 18/255, 28/255 in tiles)", DenoiserConfig(), "auto"),
+                      "sigma <= 18/255, 28/255 in tiles), networks 4 scales deep in tiles", DenoiserConfig(), "auto"),
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
                    "defaults use it at sigma <= 18/255, 28/255 in tiles): up to 2x sooner at sigma 25, up to 1.6 dB "
                    "worse at sigma 50",
