@@ -397,12 +397,6 @@ class RecorruptionStopper(_FinalStageMinimum):
         return None if pieces is None else pieces.gain
 
     @property
-    def estimate_validation_mse(self) -> float | None:
-        """The validation error at the returned iterate with the estimate's weights (``v`` without declipping)."""
-        pieces = self._estimate()
-        return None if pieces is None else pieces.value
-
-    @property
     def estimated_mse(self) -> float | None:
         """The estimated MSE of the result: ``(v - offset) * error_gain``, ``v`` and the offset with the
         estimate's weights: for a declipped result ``mean(w (d^2 - s^2)) = mean(d^2 / m'(x)^2)`` with
