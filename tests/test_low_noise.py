@@ -91,3 +91,29 @@ def test_an_estimated_sigma_gives_no_psnr_estimate():
     assert restore_tensor(noisy, None, config=TINY).estimated_psnr is None
     given = restore_tensor(noisy, 25 / 255, config=TINY)
     assert given.estimated_psnr is not None and given.stoppers["recorruption"]["estimated_mse"] > 0
+
+
+@pytest.mark.parametrize("source,sigma,declip,withheld", [
+    ("estimated", 0.1, True, "sigma was estimated"), ("given", 50 / 255, True, "not reliable on clipped images"),
+    ("given", 35 / 255, True, None), ("given", 50 / 255, False, None), ("photons", 1.0, False, None)])
+def test_when_the_psnr_estimate_is_withheld(source, sigma, declip, withheld):
+    from dipddpm.restore import estimate_withheld
+
+    reason = estimate_withheld(source, sigma, declip)
+    assert reason is None if withheld is None else withheld in reason
+
+
+def test_a_clipped_image_at_high_noise_gives_no_psnr_estimate_and_says_why():
+    sigma = 50 / 255
+    clipped = _noisy(sigma)
+    assert float((clipped == 0).float().mean()) > 0  # it touches a bound: declipped
+    result = restore_tensor(clipped, sigma, config=TINY)
+    assert result.estimated_psnr is None and result.estimated_psnr_range is None
+    assert result.describe_estimate() == "n/a (not reliable on clipped images above sigma 35/255)"
+    assert result.stoppers["recorruption"]["estimated_mse"] is not None  # the stopper's numbers stay
+    assert result.to_dict()["estimate_withheld"].startswith("not reliable")
+    unclipped = restore_tensor(clipped.clamp(1e-3, 1 - 1e-3), sigma, config=TINY)  # not clipped: an estimate
+    assert unclipped.estimate_withheld is None and unclipped.stoppers["recorruption"]["estimated_mse"] is not None
+    lower = restore_tensor(_noisy(25 / 255), 25 / 255, config=TINY)
+    assert lower.estimate_withheld is None
+

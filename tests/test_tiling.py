@@ -54,7 +54,7 @@ def _fake_restore(transform):
         image = transform(observation)
         return SimpleNamespace(image=image, stop_iteration=observation.shape[-1], stopped_by="recorruption",
                                iterations_run=10, estimated_psnr=30.0, seconds=0.0, seed=0, device="cpu",
-                               config={}, evaluation=evaluation, outputs={"oracle": image})
+                               config={}, evaluation=evaluation, outputs={"oracle": image}, estimate_withheld=None)
     return restore
 
 
@@ -66,6 +66,7 @@ def test_blending_tiles_that_return_their_input_gives_back_the_image():
     assert result.estimated_psnr == pytest.approx(30.0)  # equal tile estimates pool to the same value
     estimated = restore_tiled(image, 0.1, 16, 5, _fake_restore(lambda y: y.clone()), sigma_source="estimated")
     assert estimated.estimated_psnr is None and all(t["estimated_psnr"] is None for t in estimated.tiles)
+    assert estimated.describe_estimate() == "n/a (sigma was estimated; give sigma for one)"
 
 
 def test_blend_is_a_convex_combination_of_the_tiles():

@@ -55,12 +55,16 @@ from .stopping import (
     holdout_mask,
 )
 
-__all__ = ["DEFAULT_STOPPER", "PHOTONS_OFF", "STOPPERS", "DIPDenoiser", "build_stages", "check_sigma",
-           "check_stopper_name", "combine_members", "draw_holdout", "ensemble_members", "draw_noise", "noise_level",
-           "photon_count", "photons_estimable", "resolve_device", "resolve_stopper", "restore_tensor"]
+__all__ = ["DEFAULT_STOPPER", "ESTIMATE_CLIPPED_SIGMA_MAX", "PHOTONS_OFF", "STOPPERS", "DIPDenoiser", "build_stages",
+           "check_sigma", "check_stopper_name", "combine_members", "draw_holdout", "ensemble_members", "draw_noise",
+           "estimate_withheld", "noise_level", "photon_count", "photons_estimable", "resolve_device",
+           "resolve_stopper", "restore_tensor"]
 
 PHOTONS_OFF = "off"
 """The ``photons`` value that keeps Poisson data unstabilised: the network fits ``y`` with the Poisson loss."""
+
+ESTIMATE_CLIPPED_SIGMA_MAX = 35.0 / 255.0
+"""Largest sigma (image units) at which a clipped image's run gives a PSNR estimate (:func:`estimate_withheld`)."""
 
 STOPPERS = ("recorruption", "held-out", "es-wmv", "es-emv", "discrepancy", "fixed", "schedule-end", "oracle")
 DEFAULT_STOPPER = "auto"
@@ -299,6 +303,35 @@ def photon_count(observation: torch.Tensor, photons, read_noise: float,
     return fit.photons, fit.read_noise, "photons-estimated", {**record, "used": True}
 
 
+def estimate_withheld(sigma_source: str, sigma: float | None, declip: bool) -> str | None:
+    """Why a run gives no PSNR estimate although the recorruption stopper can make one, or None.
+
+    - ``sigma_source == "estimated"``: the estimate needs sigma to about 1 % (``docs/method.md`` 4c);
+    - a clipped image (``declip``) at ``sigma > ESTIMATE_CLIPPED_SIGMA_MAX``: there the clipped noise's
+      model dominates the small error left, and the estimate missed by more than 1 dB on half the report
+      crops at sigma = 50 even for a pair (``benchmarks/results/ensemble/README.md``; within 1 dB on every
+      held-out and report crop at sigma = 25; nothing measured in between).
+
+    Parameters
+    ----------
+    sigma_source : str
+        Where sigma came from (``Restoration.sigma_source``).
+    sigma : float or None
+        The noise level of the run (image units).
+    declip : bool
+        Whether the result is declipped (a clipped image under Gaussian noise).
+
+    Returns
+    -------
+    str or None
+    """
+    if sigma_source == "estimated":
+        return "sigma was estimated; give sigma for one"
+    if declip and sigma is not None and sigma > ESTIMATE_CLIPPED_SIGMA_MAX:
+        return f"not reliable on clipped images above sigma {ESTIMATE_CLIPPED_SIGMA_MAX * 255:.0f}/255"
+    return None
+
+
 def declipped(fit: torch.Tensor, sigma: float) -> torch.Tensor:
     """``m^{-1}(fit)``: a fit of clipped noisy data mapped to the clean image.
 
@@ -467,9 +500,9 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                       "ref_psnr": tensor_psnr(image, reference), "oracle_psnr": summaries["oracle"]["ref_psnr"],
                       "oracle_iteration": oracle.best_iteration, "noisy_psnr": noisy_psnr,
                       "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
-    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising; it
-    # needs sigma to about 1 %, so an estimated sigma gives none (docs/method.md, 4c)
-    trusted = isinstance(physics, Identity) and source != "estimated"
+    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising
+    withheld = estimate_withheld(source, sigma, declip) if "recorruption" in stoppers else None
+    trusted = isinstance(physics, Identity) and withheld is None
     recorruption = stoppers.get("recorruption") if trusted else None
     return Restoration(
         image=image, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
@@ -480,7 +513,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         seconds=time.perf_counter() - start, seconds_training=record.seconds, history=record.history,
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
-        outputs=outputs, noise=noise_name, physics=describe(physics), noise_fit=noise_fit)
+        outputs=outputs, noise=noise_name, physics=describe(physics), noise_fit=noise_fit,
+        estimate_withheld=withheld if isinstance(physics, Identity) else None)
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

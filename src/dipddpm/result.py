@@ -47,10 +47,9 @@ def _write_json(data: dict, path: str | os.PathLike | None) -> str:
     return text
 
 
-def _no_estimate(sigma_source: str) -> str:
-    """What a run without a PSNR estimate prints: the reason when sigma was estimated (it needs sigma to
-    about 1 %, ``docs/method.md`` 4c)."""
-    return "n/a (sigma was estimated; give sigma for one)" if sigma_source == "estimated" else "n/a"
+def _no_estimate(withheld: str | None) -> str:
+    """What a run without a PSNR estimate prints: ``n/a``, with the reason when one was withheld."""
+    return "n/a" if withheld is None else f"n/a ({withheld})"
 
 
 @dataclass
@@ -125,6 +124,10 @@ class Restoration:
         Poisson denoising without a given photon count: the noise model fitted to the image
         (:func:`dipddpm.restore.photon_count`: ``a``, ``b``, ``photons``, ``kind``, ..., ``used``, and
         ``reason`` when it was not used); None otherwise.
+    estimate_withheld : str or None
+        Why no PSNR estimate is given where the recorruption stopper could have made one: sigma was
+        estimated (the estimate needs sigma to about 1 %, ``docs/method.md`` 4c), or the image is clipped
+        and sigma above :data:`dipddpm.restore.ESTIMATE_CLIPPED_SIGMA_MAX` (4e); None otherwise.
     """
 
     image: Any
@@ -153,12 +156,13 @@ class Restoration:
     physics: str = "identity"
     members: list = field(default_factory=list)
     noise_fit: dict | None = None
+    estimate_withheld: str | None = None
 
     def describe_estimate(self) -> str:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"`` (with the
-        reason when sigma was estimated: the estimate needs sigma to about 1 %)."""
+        reason when it was withheld, :attr:`estimate_withheld`)."""
         if self.estimated_psnr is None:
-            return _no_estimate(self.sigma_source)
+            return _no_estimate(self.estimate_withheld)
         low, high = self.estimated_psnr_range or (None, None)
         span = f"{'?' if low is None else f'{low:.1f}'} to {'unbounded' if high is None else f'{high:.1f} dB'}"
         return f"{self.estimated_psnr:.2f} dB (range {span})"
@@ -185,6 +189,8 @@ class Restoration:
             "stage_starts": self.stage_starts, "stage_scales": self.stage_scales, "events": self.events,
             "stoppers": self.stoppers,
         }
+        if self.estimate_withheld is not None:
+            out["estimate_withheld"] = self.estimate_withheld
         if self.members:
             out["members"] = self.members
         if self.noise_fit is not None:
@@ -250,6 +256,8 @@ class TiledRestoration:
         Package versions.
     noise_fit : dict or None
         As for :class:`Restoration`, fitted once on the whole image.
+    estimate_withheld : str or None
+        As for :class:`Restoration` (the first tile's).
     """
 
     image: Any
@@ -266,6 +274,7 @@ class TiledRestoration:
     config: dict
     versions: dict = field(default_factory=versions)
     noise_fit: dict | None = None
+    estimate_withheld: str | None = None
 
     @property
     def stop_iterations(self) -> list[int]:
@@ -274,9 +283,9 @@ class TiledRestoration:
 
     def describe_estimate(self) -> str:
         """The pooled PSNR estimate, e.g. ``"29.90 dB (pooled over 6 tiles)"``, or ``"n/a"`` (with the reason when
-        sigma was estimated, as for one run)."""
+        it was withheld, as for one run)."""
         if self.estimated_psnr is None:
-            return _no_estimate(self.sigma_source)
+            return _no_estimate(self.estimate_withheld)
         return f"{self.estimated_psnr:.2f} dB (pooled over {len(self.tiles)} tiles)"
 
     def to_dict(self, history: bool = True) -> dict:
@@ -288,6 +297,8 @@ class TiledRestoration:
                "seconds": self.seconds}
         if self.noise_fit is not None:
             out["noise_fit"] = self.noise_fit
+        if self.estimate_withheld is not None:
+            out["estimate_withheld"] = self.estimate_withheld
         if self.evaluation is not None:
             out.update({key: self.evaluation[key] for key in ("ref_psnr", "oracle_psnr")})
             out["evaluation"] = self.evaluation

@@ -19,6 +19,7 @@ from .executors import run_in_order
 from .memory import estimate_memory
 from .metrics import tensor_psnr
 from .nets import NetConfig
+from .restore import estimate_withheld
 from .result import TiledRestoration, versions
 
 __all__ = ["RUN_TIME_EXPONENT", "blend_window", "choose_tile", "restore_tiled", "tile_boxes", "tile_starts",
@@ -216,4 +217,5 @@ def restore_tiled(observation: torch.Tensor, sigma: float, tile: int, overlap: i
                             sigma_used=first.sigma_used if sigma is None else sigma,
                             sigma_source=sigma_source, seed=first.seed, device=first.device,
                             seconds=time.perf_counter() - start, evaluation=evaluation, config=first.config,
-                            versions=versions())
+                            versions=versions(),
+                            estimate_withheld=estimate_withheld(sigma_source, None, False) or first.estimate_withheld)
