@@ -28,7 +28,7 @@ Settings (``--variants``):
   time to a result at 512² (``--crop 512``) or on a whole image (``--crop 0``); ``auto-d4``, ``auto-in8``,
   ``auto-d4-in8``: the same with a network of depth 4 (a 144² tile is then not padded to 160²), 8 input
   channels, or both (rows recorded when the tiles' networks were 5 scales deep); ``auto-p50``: the defaults with
-  patience 50.
+  patience 50; ``auto-bf16``: the defaults with the generator's forward pass under bfloat16 autocast.
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -86,10 +86,12 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "fast-tiles144": (_FAST_AT_ONCE, 144), "auto": (replace(_NOW, workers=None), "auto"),
                 "auto-d4": (_net_variant(depth=4), "auto"), "auto-in8": (_net_variant(input_channels=8), "auto"),
                 "auto-d4-in8": (_net_variant(depth=4, input_channels=8), "auto"),
-                "auto-p50": (replace(_NOW, workers=None, stopping=replace(_NOW.stopping, patience=50)), "auto")}
+                "auto-p50": (replace(_NOW, workers=None, stopping=replace(_NOW.stopping, patience=50)), "auto"),
+                "auto-bf16": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="bfloat16")), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
                 "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32,
-                "auto-d4-in8": 32, "auto-p50": 32}  # the package's; older rows and the 96² tiles use 16
+                "auto-d4-in8": 32, "auto-p50": 32,
+                "auto-bf16": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 

@@ -67,6 +67,9 @@ class TrainConfig:
         Consecutive non-finite steps after which the run gives up.
     net : NetConfig
         The generator's shape.
+    precision : {"float32", "bfloat16"}
+        ``"bfloat16"`` runs the generator's forward pass under bfloat16 autocast (the loss, the output and
+        every stopper stay in float32).
     """
 
     lr: float = 0.01
@@ -80,6 +83,7 @@ class TrainConfig:
     lr_backoff: float = 0.5
     max_failures: int = 10
     net: NetConfig = field(default_factory=NetConfig)
+    precision: str = "float32"
 
     def __post_init__(self):
         if self.lr <= 0 or self.max_iter < 1 or self.input_jitter < 0 or not 0 <= self.ema_decay < 1:
@@ -88,6 +92,8 @@ class TrainConfig:
             raise ValueError("need lr_warmup >= 0 and two Adam betas in [0, 1)")
         if self.output not in ("ema", "raw"):
             raise ValueError("output must be 'ema' or 'raw'")
+        if self.precision not in ("float32", "bfloat16"):
+            raise ValueError("precision must be 'float32' or 'bfloat16'")
 
 
 @dataclass
@@ -258,7 +264,8 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        raw = _crop(net(code + jitter), height, width)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.precision == "bfloat16"):
+            raw = _crop(net(code + jitter), height, width).float()
         loss = weighted_mean(pixel_loss(physics.A(raw), curriculum.target), train_weights)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
