@@ -97,6 +97,8 @@ def test_bad_train_config():
         TrainConfig(lr=0)
     with pytest.raises(ValueError):
         TrainConfig(output="median")
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="float16")
     x, y, z, cur = _setup()
     with pytest.raises(ValueError):
         run(cur, {"fixed": FixedStopper(3)}, "oracle", TrainConfig(max_iter=3, net=SMALL))
@@ -161,3 +163,15 @@ def test_the_warm_up_reaches_the_optimiser():
 def test_bad_optimiser_settings(kwargs):
     with pytest.raises(ValueError):
         TrainConfig(**kwargs)
+
+
+def test_bfloat16_autocast_runs_the_forward_pass_only_in_low_precision():
+    x, y, z, cur = _setup()
+    oracle = OracleStopper(x)
+    record = run(cur, {"fixed": FixedStopper(8), "oracle": oracle}, "fixed",
+                 TrainConfig(max_iter=8, net=SMALL, precision="bfloat16"))
+    assert record.output.dtype == torch.float32 and torch.isfinite(record.output).all()
+    assert all(math.isfinite(v) for v in record.history["loss"])
+    full = _run(max_iter=8, fixed=8)[0]
+    assert not torch.equal(record.output, full.output)  # the precision reaches the network
+
