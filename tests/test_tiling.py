@@ -9,7 +9,7 @@ import torch
 from conftest import smooth_image
 
 import dipddpm
-from dipddpm import DenoiserConfig, InputError, NetConfig, StagingConfig, TrainConfig, denoise
+from dipddpm import DenoiserConfig, InputError, NetConfig, StagingConfig, TileSettings, TrainConfig, denoise
 from dipddpm.api import plan_tiling
 from dipddpm.memory import activation_floats_per_pixel, estimate_memory
 from dipddpm.nets import padded_size
@@ -215,22 +215,28 @@ def test_denoise_tiles_a_large_image_for_time_with_sigma_estimated_once(rng, mon
     assert whole.estimated_psnr is None and whole.sigma_used > api.TIME_TILE_SIGMA_MAX
 
 
-def test_tiles_get_a_network_at_most_tile_max_depth_deep(rng):
+def test_tiles_get_a_shallower_network_and_less_patience(rng):
     default = DenoiserConfig()
-    assert default.train.net.depth == 5
-    assert default.for_tiles().train.net == replace(default.train.net, depth=4)  # nothing else changes
+    assert default.train.net.depth == 5 and default.stopping.patience == 150
+    tiled = default.for_tiles()
+    assert tiled.train.net == replace(default.train.net, depth=4)  # nothing else in the network changes
+    assert tiled.stopping == replace(default.stopping, patience=50)
     assert FAST.for_tiles().train.net.depth == 3  # a shallower network is never deepened
-    assert replace(default, tile_max_depth=None).for_tiles().train.net.depth == 5
+    assert replace(default, stopping=replace(default.stopping, patience=20)).for_tiles().stopping.patience == 20
+    assert replace(default, tiles=TileSettings(max_depth=None)).for_tiles().train.net.depth == 5
+    assert replace(default, tiles=None).for_tiles().stopping.patience == 150
     paper = PRESETS["paper"].config
     assert paper.for_tiles().train.net == paper.train.net  # the paper's architecture, tiles included
     for bad in (0, 2.5, True, "4"):
-        with pytest.raises(ValueError, match="tile_max_depth"):
-            DenoiserConfig(tile_max_depth=bad)
-    deep = replace(FAST, train=replace(FAST.train, net=NetConfig(channels=4, depth=5, input_channels=4)),
-                   tile_max_depth=4)
+        with pytest.raises(ValueError, match="max_depth"):
+            TileSettings(max_depth=bad)
+        with pytest.raises(ValueError, match="patience"):
+            TileSettings(patience=bad)
+    deep = replace(FAST, train=replace(FAST.train, net=NetConfig(channels=4, depth=5, input_channels=4)))
     image = rng.random((64, 64, 3)).astype(np.float32)
-    tiled = denoise(image, 0.1, channel_axis=-1, config=deep, tile=48, overlap=16, stopper="fixed:2",
-                    return_info=True)
-    assert len(tiled.tiles) == 4 and tiled.config["train"]["net"]["depth"] == 4
+    tiled_run = denoise(image, 0.1, channel_axis=-1, config=deep, tile=48, overlap=16, stopper="fixed:2",
+                        return_info=True)
+    assert len(tiled_run.tiles) == 4 and tiled_run.config["train"]["net"]["depth"] == 4
+    assert tiled_run.config["stopping"]["patience"] == 50
     whole = denoise(image, 0.1, channel_axis=-1, config=deep, tile=None, stopper="fixed:2", return_info=True)
-    assert whole.config["train"]["net"]["depth"] == 5
+    assert whole.config["train"]["net"]["depth"] == 5 and whole.config["stopping"]["patience"] == 150

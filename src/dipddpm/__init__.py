@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from .api import denoise, mask_operator
-from .config import DenoiserConfig, LowNoiseOptimiser, StagingConfig, StoppingConfig
+from .config import DenoiserConfig, LowNoiseOptimiser, StagingConfig, StoppingConfig, TileSettings
 from .engine import TrainConfig
 from .errors import InputError
 from .nets import NetConfig
@@ -22,6 +22,7 @@ __all__ = [
     "Downsample",
     "InputError",
     "LowNoiseOptimiser",
+    "TileSettings",
     "NetConfig",
     "NoiseFit",
     "PixelMask",

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from .engine import TrainConfig
 from .schedule import SCHEDULES
 
-__all__ = ["TRANSITION_RULES", "DenoiserConfig", "LowNoiseOptimiser", "StagingConfig", "StoppingConfig"]
+__all__ = ["TRANSITION_RULES", "DenoiserConfig", "LowNoiseOptimiser", "StagingConfig", "StoppingConfig", "TileSettings"]
 
 TRANSITION_RULES = ("noise-floor", "fixed", "seed", "seed-corrected")
 
@@ -171,6 +171,48 @@ class LowNoiseOptimiser:
         return replace(self, sigma_max=max(self.sigma_max, self.tile_sigma_max))
 
 
+def _positive_or_none(value, name: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be None (the run's own) or a whole number >= 1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TileSettings:
+    """What each tile of a tiled run changes from the run's settings (:meth:`DenoiserConfig.for_tiles`).
+
+    A tile is a small image (144 px or a little more when tiling for time, ``dipddpm.tiling.time_tile``), and
+    two things pay there (issue 12, ``benchmarks/results/speed/README.md``, "A shallower network in the tiles"
+    and "Patience 50 in the tiles"):
+
+    Attributes
+    ----------
+    max_depth : int or None
+        Cap on the depth of a tile's network (None: the run's). At depth 4 a 144² tile runs as it is, where
+        depth 5 pads it to 160² (a multiple of 32): on eight 256² crops at sigma = 25 the tiles took 0.76x the
+        time for 0.08 dB less on average (-0.29 at worst, the smooth kodim04); at sigma = 15 (two crops) 0.65x
+        for -0.14 dB. A 152² tile (512² images) is padded to 160² either way and gains little.
+    patience : int or None
+        Cap on the stoppers' patience in a tile (None: the run's). With 50 instead of 150 every one of 20
+        tiles of five 256² crops at sigma = 25 returned the same iterate, 0.83-0.87x the time.
+    """
+
+    max_depth: int | None = 4
+    patience: int | None = 50
+
+    def __post_init__(self):
+        _positive_or_none(self.max_depth, "max_depth")
+        _positive_or_none(self.patience, "patience")
+
+    def apply(self, config: DenoiserConfig) -> DenoiserConfig:
+        """``config`` with its network at most ``max_depth`` deep and its patience at most ``patience``."""
+        net, stopping = config.train.net, config.stopping
+        if self.max_depth is not None and net.depth > self.max_depth:
+            config = replace(config, train=replace(config.train, net=replace(net, depth=self.max_depth)))
+        if self.patience is not None and stopping.patience > self.patience:
+            config = replace(config, stopping=replace(stopping, patience=self.patience))
+        return config
+
+
 @dataclass(frozen=True)
 class DenoiserConfig:
     """Everything that defines a restoration run except the image, sigma and seed.
@@ -186,11 +228,8 @@ class DenoiserConfig:
     None gives one per core on a CPU and one on a GPU; 1 (the default of the Python API) runs them one after
     another in this process. Worker processes are spawned: they import the calling script again, so a
     script that sets ``workers`` must keep its work under ``if __name__ == "__main__":``. The command line
-    (``--workers``, default auto) is safe. ``tile_max_depth`` caps the depth of each tile's network in a
-    tiled run (None: ``train.net.depth`` as it is; :meth:`for_tiles`): at depth 4 a 144² tile runs as it is,
-    where depth 5 pads it to 160² (a multiple of 32), so a step costs about 0.7x; on the four 256² tuning
-    crops at sigma = 25 the tiles took 0.78x the time for 0.07 dB less on average (issue 12,
-    ``benchmarks/results/speed/README.md``, "A shallower network in the tiles").
+    (``--workers``, default auto) is safe. ``tiles`` is what each tile of a tiled run changes
+    (:class:`TileSettings`, :meth:`for_tiles`; None: nothing).
     """
 
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -200,7 +239,7 @@ class DenoiserConfig:
     ensemble: int = 1
     declip: bool = True
     workers: int | None = 1
-    tile_max_depth: int | None = 4
+    tiles: TileSettings | None = field(default_factory=lambda: TileSettings())
 
     def __post_init__(self):
         if isinstance(self.ensemble, bool) or not isinstance(self.ensemble, int) or self.ensemble < 1:
@@ -208,22 +247,16 @@ class DenoiserConfig:
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int)
                                          or self.workers < 1):
             raise ValueError(f"workers must be None (one per core) or a whole number >= 1, got {self.workers!r}")
-        if self.tile_max_depth is not None and (isinstance(self.tile_max_depth, bool)
-                                                or not isinstance(self.tile_max_depth, int) or self.tile_max_depth < 1):
-            raise ValueError(f"tile_max_depth must be None (the network's own) or a whole number >= 1, "
-                             f"got {self.tile_max_depth!r}")
 
     def train_for(self, sigma: float | None) -> TrainConfig:
         """The training settings of a Gaussian denoising run at noise level ``sigma`` (see ``low_noise``)."""
         return self.train if self.low_noise is None else self.low_noise.train_for(self.train, sigma)
 
     def for_tiles(self) -> DenoiserConfig:
-        """The settings of each tile of a tiled run: ``low_noise`` as :meth:`LowNoiseOptimiser.in_tiles`, the
-        network at most ``tile_max_depth`` deep."""
+        """The settings of each tile of a tiled run: ``low_noise`` as :meth:`LowNoiseOptimiser.in_tiles`, then
+        ``tiles`` (:meth:`TileSettings.apply`)."""
         tiled = self if self.low_noise is None else replace(self, low_noise=self.low_noise.in_tiles())
-        if self.tile_max_depth is None or self.train.net.depth <= self.tile_max_depth:
-            return tiled
-        return replace(tiled, train=replace(tiled.train, net=replace(tiled.train.net, depth=self.tile_max_depth)))
+        return tiled if self.tiles is None else self.tiles.apply(tiled)
 
     def to_dict(self) -> dict:
         """Nested plain dictionary (JSON-ready)."""
