@@ -324,6 +324,7 @@ def test_ctrl_c_stops_local_workers_cleanly(folder, tmp_path):
     time.sleep(2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130 and stderr.strip() == "dipddpm: interrupted" and stdout == ""
+    assert process.returncode == 130 and stderr.strip() == "dipddpm: interrupted" and stdout == "", (
+        process.returncode, stdout, stderr, (out / "summary.csv").read_text())
     assert [r["status"] for r in _summary(out)] == ["failed"]
     assert sorted(p.name for p in out.iterdir()) == ["summary.csv"]
