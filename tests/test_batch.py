@@ -125,11 +125,17 @@ def test_a_folder_with_a_broken_file_and_a_stack(folder, tmp_path):
     assert not list(out.rglob("*.part"))
 
 
-def test_resume_skips_finished_inputs_and_redoes_changed_ones(folder, tmp_path):
+def test_resume_skips_finished_inputs_and_redoes_changed_ones(folder, tmp_path, monkeypatch):
+    import dipddpm.batch
+
     out = tmp_path / "out"
     restore_files([folder], out, TINY, progress=False)
     stamp = (out / "a.png").stat().st_mtime_ns
+    decoded = []
+    monkeypatch.setattr(dipddpm.batch, "read_pages", lambda path: decoded.append(path.name) or read_pages(path))
     again = restore_files([folder], out, TINY, progress=False)
+    assert decoded == ["broken.png"]  # what was done before is not decoded again
+    monkeypatch.undo()
     assert {Path(r.input).name: r.status for r in again} == {"a.png": "skipped", "broken.png": "failed",
                                                              "stack.tif": "skipped"}
     assert (out / "a.png").stat().st_mtime_ns == stamp
@@ -310,7 +316,7 @@ def test_ctrl_c_stops_local_workers_cleanly(folder, tmp_path):
 
     out = tmp_path / "out"
     command = [sys.executable, "-m", "dipddpm", "batch", str(folder / "broken.png"), str(folder / "a.png"), "-o",
-               str(out), "--workers", "2", "--max-iter", "100000", "--stopper", "fixed", "--quiet"]
+               str(out), "--workers", "2", "--max-iter", "100000", "--stopper", "fixed:100000", "--quiet"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not (out / "summary.csv").exists() and time.monotonic() < deadline:  # the broken file settles first

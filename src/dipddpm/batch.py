@@ -468,12 +468,12 @@ def restore_files(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                                           error="the output would replace the input; choose another output folder"))
                 continue
             try:
-                pages, layout = read_pages(item.source)
                 stamp = {"input_sha256": _file_sha256(item.source), "settings": settings_key}
                 earlier = None if force else _complete(output, stamp)
-                if earlier is not None:
+                if earlier is not None:  # done before: not decoded again
                     settle(index, BatchRecord.from_records(item, output, "skipped", earlier))
                     continue
+                pages, layout = read_pages(item.source)
                 output.parent.mkdir(parents=True, exist_ok=True)
                 check_writable(output)
             except (InputError, OSError) as err:
