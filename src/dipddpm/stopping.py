@@ -372,7 +372,7 @@ class RecorruptionStopper(_FinalStageMinimum):
                 weights = error_weights if self.weights is None else error_weights * self.weights.double()
                 gain = float(weighted_mean(weights, None if self.weights is None else
                                            torch.broadcast_to(self.weights.double(), weights.shape)))
-                value = float(weighted_mean((measured.detach().double() - self.validation.double()) ** 2, weights))
+                value = _mse(measured.detach().double(), self.validation.double(), weights)
             full = torch.broadcast_to(torch.as_tensor(1.0 if weights is None else weights).double(), self.noise.shape)
             offset = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
                                          weights, central=self.declipped)
