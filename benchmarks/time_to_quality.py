@@ -28,7 +28,9 @@ Settings (``--variants``):
   time to a result at 512² (``--crop 512``) or on a whole image (``--crop 0``); ``auto-d4``, ``auto-in8``,
   ``auto-d4-in8``: the same with a network of depth 4 (a 144² tile is then not padded to 160²), 8 input
   channels, or both (rows recorded when the tiles' networks were 5 scales deep); ``auto-p50``: the defaults with
-  patience 50; ``auto-bf16``: the defaults with the generator's forward pass under bfloat16 autocast.
+  patience 50; ``auto-bf16``, ``auto-fp32``: the defaults with the generator's forward pass under bfloat16
+  autocast, or in float32 (rows from the seventh session on record the precision used; ``auto`` is bfloat16 on a
+  CPU with native bfloat16 since then, float32 before).
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]
@@ -87,11 +89,12 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "auto-d4": (_net_variant(depth=4), "auto"), "auto-in8": (_net_variant(input_channels=8), "auto"),
                 "auto-d4-in8": (_net_variant(depth=4, input_channels=8), "auto"),
                 "auto-p50": (replace(_NOW, workers=None, stopping=replace(_NOW.stopping, patience=50)), "auto"),
-                "auto-bf16": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="bfloat16")), "auto")}
+                "auto-bf16": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="bfloat16")), "auto"),
+                "auto-fp32": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="float32")), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
                 "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32,
                 "auto-d4-in8": 32, "auto-p50": 32,
-                "auto-bf16": 32}  # the package's; older rows and the 96² tiles use 16
+                "auto-bf16": 32, "auto-fp32": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
@@ -109,7 +112,8 @@ def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: 
                    tile=tile, overlap=overlap, return_info=True, callbacks=(record,) if tile is None else ())
     seconds = time.perf_counter() - start
     row = {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
-           "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve}
+           "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve,
+           "precision": info.config["train"]["precision"]}
     if not isinstance(info, TiledRestoration):
         return {**row, "stop_iteration": info.stop_iteration, "iterations_run": info.iterations_run}
     return {**row, "tile": info.tile, "stop_iteration": [t["stop_iteration"] for t in info.tiles],

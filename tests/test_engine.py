@@ -172,6 +172,7 @@ def test_bfloat16_autocast_runs_the_forward_pass_only_in_low_precision():
                  TrainConfig(max_iter=8, net=SMALL, precision="bfloat16"))
     assert record.output.dtype == torch.float32 and torch.isfinite(record.output).all()
     assert all(math.isfinite(v) for v in record.history["loss"])
-    full = _run(max_iter=8, fixed=8)[0]
+    x, y, z, cur = _setup()
+    full = run(cur, {"fixed": FixedStopper(8)}, "fixed", TrainConfig(max_iter=8, net=SMALL, precision="float32"))
     assert not torch.equal(record.output, full.output)  # the precision reaches the network
 

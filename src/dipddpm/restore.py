@@ -40,6 +40,7 @@ from .noise import SIGMA_ESTIMATE_REL_ERROR, clipped_mean_inverse, estimate_sigm
 from .noise_fit import fit_noise_model
 from .noise_models import NoiseModel, get_noise_model
 from .physics import AnscombeStabilised, Identity, Operator, describe, image_shape, observed_weights
+from .precision import forward_precision
 from .result import Restoration
 from .stopping import (
     DiscrepancyStopper,
@@ -422,6 +423,9 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     """
     start = time.perf_counter()
     config = config or DenoiserConfig()
+    # the precision actually used is what the result records ("auto" depends on the machine)
+    config = replace(config, train=replace(config.train,
+                                           precision=forward_precision(config.train.precision, observation.device)))
     model = get_noise_model(noise_model)
     physics = Identity() if physics is None else physics
     if sigma_source not in ("given", "estimated"):
