@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from dipddpm.curriculum import Curriculum, NoiseFloorRule, geometric_stages, plain_stages
-from dipddpm.engine import TrainConfig, TrainingDiverged, learning_rate, run
+from dipddpm.engine import TrainConfig, TrainingDiverged, learning_rate, make_optimizer, memory_format, run
 from dipddpm.nets import NetConfig, SkipUNet
 from dipddpm.noise_models import absolute_error
 from dipddpm.physics import Downsample
@@ -176,3 +176,25 @@ def test_bfloat16_autocast_runs_the_forward_pass_only_in_low_precision():
     full = run(cur, {"fixed": FixedStopper(8)}, "fixed", TrainConfig(max_iter=8, net=SMALL, precision="float32"))
     assert not torch.equal(record.output, full.output)  # the precision reaches the network
 
+
+
+def test_on_a_cpu_the_network_runs_channels_last_with_a_fused_adam_and_returns_a_plain_tensor():
+    cpu = torch.device("cpu")
+    assert memory_format(cpu) == torch.channels_last
+    assert memory_format(torch.device("meta")) == torch.contiguous_format
+    optimizer = make_optimizer([torch.zeros(3, requires_grad=True)], TrainConfig(), cpu)
+    assert optimizer.defaults["fused"] is True
+    nets = []
+    record, _ = _run(max_iter=6, callbacks=(lambda info: nets.append(info.net),))
+    weight = next(p for p in nets[-1].parameters() if p.dim() == 4 and p.shape[-1] == 3)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    assert record.output.is_contiguous()
+
+
+def test_the_channels_last_layout_computes_the_same_function():
+    torch.manual_seed(0)
+    net = SkipUNet(3, SMALL)
+    u = torch.rand(1, SMALL.input_channels, 32, 32)
+    plain = net(u)
+    net = net.to(memory_format=torch.channels_last)
+    assert torch.allclose(net(u.contiguous(memory_format=torch.channels_last)), plain, atol=1e-5)
