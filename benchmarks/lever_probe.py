@@ -2,7 +2,8 @@
 
 This harness has its own minimal training loop on purpose: it tries levers the package does not have (a cosine
 learning-rate decay, annealed input jitter, a coarse start at half resolution, the blurred training target as
-input channels, decoupled weight decay, a net at half resolution with pixel shuffle), so that only the ones the
+input channels, decoupled weight decay, a net at half resolution with pixel shuffle, a total-variation term in
+the loss (issue 13)), so that only the ones the
 numbers justify reach :mod:`dipddpm.engine`. Everything else is the package's default run: the skip U-Net, the
 fixed code ``u`` (32 channels, U(0, 0.1)), jitter 1/30, EMA 0.99 output, training on ``y + a sigma z`` (a =
 0.25, sigma estimated) and the recorruption criterion ``||xbar - (y - sigma/a z)||^2 / N``.
@@ -57,6 +58,13 @@ def gaussian_blur(image: torch.Tensor, width: float) -> torch.Tensor:
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
+def total_variation(image: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Isotropic total variation per value, ``mean(sqrt(dx^2 + dy^2 + eps))`` with forward differences."""
+    dx = image[..., :-1, 1:] - image[..., :-1, :-1]
+    dy = image[..., 1:, :-1] - image[..., :-1, :-1]
+    return torch.sqrt(dx**2 + dy**2 + eps).mean()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--image", default="cbsd68:0", help="FOLDER:INDEX in ../shared/data (sorted order)")
@@ -89,6 +97,8 @@ def main() -> None:
     p.add_argument("--warm", action="store_true",
                    help="with --neighbour: first fit the left-hand tile to its own stop (patience 150), then start "
                         "this crop from those weights (fresh Adam, warm-up again, the same code)")
+    p.add_argument("--tv", type=float, default=0.0,
+                   help="weight of an isotropic total-variation term of the output in the loss (DIP-TV)")
     p.add_argument("--tag", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -139,6 +149,8 @@ def main() -> None:
                                                                                           step_index)
         out = F.pixel_shuffle(net(code_now + jitter), shuffle)[..., t:t + h, lft:lft + w]
         loss = ((out - goal) ** 2).mean()
+        if args.tv:
+            loss = loss + args.tv * total_variation(out)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

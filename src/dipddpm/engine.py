@@ -195,9 +195,20 @@ def memory_format(device: torch.device) -> torch.memory_format:
     """The layout the generator's weights and input are kept in on ``device``.
 
     ``torch.channels_last`` on a CPU, where oneDNN's convolutions then skip a reorder of every activation
-    in both passes: a training step of the default network took 0.87x the time at 144² (depth 4, one
-    thread) and 0.89x at 128² (depth 5), bfloat16 forward (``benchmarks/results/speed/README.md``, eighth
-    session). ``torch.contiguous_format`` elsewhere (CUDA: not measured).
+    in both passes: a bare training step of the default network took 0.87x the time at 144² (depth 4, one
+    thread) and 0.89x at 128² (depth 5), bfloat16 forward; with the fused Adam of :func:`make_optimizer` a whole
+    run on a 256² crop took 0.87x (median of four crops at sigma = 25; 0.81-0.91x at sigma = 15 and 50, the same
+    PSNR; ``benchmarks/results/speed/README.md``, eighth session). ``torch.contiguous_format`` elsewhere (CUDA:
+    not measured).
+
+    Parameters
+    ----------
+    device : torch.device
+        Where the network runs.
+
+    Returns
+    -------
+    torch.memory_format
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
@@ -205,8 +216,21 @@ def memory_format(device: torch.device) -> torch.memory_format:
 def make_optimizer(parameters, config: TrainConfig, device: torch.device) -> torch.optim.Adam:
     """Adam with ``config``'s rate and betas, as one fused kernel where torch has it (CPU and CUDA).
 
-    The fused update is the same algorithm as the per-tensor loop (equal up to rounding) and took
-    about 0.94x the step time at 128² on the CPU (one thread, default network).
+    The fused update is the same algorithm as the per-tensor loop (equal up to rounding); with the
+    channels-last layout it took 0.93x the step time at 128² and 0.98x at 144² on the CPU (one thread).
+
+    Parameters
+    ----------
+    parameters : iterable of torch.nn.Parameter
+        The generator's parameters.
+    config : TrainConfig
+        Supplies ``lr`` and ``betas``.
+    device : torch.device
+        Where the parameters live.
+
+    Returns
+    -------
+    torch.optim.Adam
     """
     fused = device.type in ("cpu", "cuda") or None
     return torch.optim.Adam(parameters, lr=config.lr, betas=tuple(config.betas), fused=fused)
