@@ -26,6 +26,7 @@ from .nets import NetConfig, SkipUNet, padded_size
 from .noise_models import squared_error, weighted_mean
 from .physics import Identity, Operator, image_shape
 from .precision import PRECISIONS, forward_precision
+from .priors import total_variation
 from .stopping import Observation, Stopper
 
 __all__ = ["RunRecord", "StepInfo", "TrainConfig", "TrainingDiverged", "learning_rate", "run"]
@@ -72,6 +73,9 @@ class TrainConfig:
         ``"bfloat16"`` runs the generator's forward pass under bfloat16 autocast (the loss, the output and
         every stopper stay in float32); ``"auto"`` (default) does so where that was measured to be faster, on a
         CPU with native bfloat16 arithmetic (:func:`dipddpm.precision.forward_precision`).
+    tv_weight : float
+        Weight of the total variation of the output (:func:`dipddpm.priors.total_variation`) added to the
+        training loss; 0 (default) adds nothing.
     """
 
     lr: float = 0.01
@@ -86,6 +90,7 @@ class TrainConfig:
     max_failures: int = 10
     net: NetConfig = field(default_factory=NetConfig)
     precision: str = "auto"
+    tv_weight: float = 0.0
 
     def __post_init__(self):
         if self.lr <= 0 or self.max_iter < 1 or self.input_jitter < 0 or not 0 <= self.ema_decay < 1:
@@ -96,6 +101,8 @@ class TrainConfig:
             raise ValueError("output must be 'ema' or 'raw'")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
+        if not self.tv_weight >= 0:
+            raise ValueError("tv_weight must be >= 0")
 
 
 @dataclass
@@ -316,7 +323,9 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
             raw = _crop(net(code + jitter), height, width).float().contiguous()
         loss = weighted_mean(pixel_loss(physics.A(raw), curriculum.target), train_weights)
-        loss_value = float(loss.detach())
+        loss_value = float(loss.detach())  # the data term: what the stage rule compares with a noise floor
+        if config.tv_weight:
+            loss = loss + config.tv_weight * total_variation(raw)
         if not math.isfinite(loss_value):
             failures += 1
             if failures > config.max_failures:
