@@ -7,9 +7,9 @@ For an iterate ``xbar`` that depends on ``y + a sigma z`` only (and on the run's
 with ``n2 = n - (sigma/a) z`` independent of the training target's noise. The first two terms are the
 same at every iteration (their standard deviation is the stopper's ``offset_uncertainty``); the last
 has mean zero and standard deviation ``2 sqrt(MSE * sigma^2 (1 + 1/a^2) / N)``. Every setting that
-changes what the network sees or fits (the optimiser's settings, staged targets) must keep the
-difference inside that band at every iteration of the final stage; a run that fits ``y`` itself
-(which carries ``n2``) must leave it.
+changes what the network sees or fits (the optimiser's settings, staged targets, a prior term in the
+loss) must keep the difference inside that band at every iteration of the final stage; a run that fits
+``y`` itself (which carries ``n2``) must leave it.
 """
 
 from dataclasses import replace
@@ -48,7 +48,8 @@ def _band(mse: np.ndarray, offset_sd: float, ratio: float, count: int) -> np.nda
     BASE,
     replace(BASE, train=replace(BASE.train, lr=0.03, lr_warmup=100, betas=(0.9, 0.99))),
     replace(BASE, staging=StagingConfig(num_stages=3, min_iter=20, max_iter=60)),
-], ids=["default", "the fast preset's optimiser", "three stages"])
+    replace(BASE, train=replace(BASE.train, tv_weight=0.01)),
+], ids=["default", "the fast preset's optimiser", "three stages", "a total-variation term"])
 def test_validation_error_minus_offset_tracks_the_true_error_along_the_run(config):
     x, y, z = _scene()
     result = restore_tensor(y, SIGMA, config=config, stopper=f"fixed:{STEPS}", watch=("recorruption",),

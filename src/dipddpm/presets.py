@@ -56,7 +56,7 @@ _PAPER = DenoiserConfig(
                       output="ema", max_iter=3000, precision="float32",
                       net=NetConfig(input_channels=32, channels=128, depth=5, skip_channels=4,
                                     padding_mode="reflect", upsample="bilinear")),
-    staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None, declip=False, tiles=None)
+    staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None, high_noise=None, declip=False, tiles=None)
 
 _FAST = DenoiserConfig(train=TrainConfig(lr=0.03, lr_warmup=100, betas=(0.9, 0.99)))
 
