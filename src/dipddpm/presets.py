@@ -63,8 +63,9 @@ _FAST = DenoiserConfig(train=TrainConfig(lr=0.03, lr_warmup=100, betas=(0.9, 0.9
 PRESETS: dict[str, Preset] = {p.name: p for p in [
     Preset("default", "the package defaults: automatic stop (recorruption with a = 0.25 for Gaussian noise, "
                       "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
-                      "sigma <= 18/255, 28/255 in tiles), networks 4 scales deep in tiles, the forward pass in "
-                      "bfloat16 on a CPU with native bfloat16", DenoiserConfig(), "auto"),
+                      "sigma <= 18/255, 28/255 in tiles), a total-variation term in the loss above sigma 35/255, "
+                      "networks 4 scales deep in tiles, the forward pass in bfloat16 on a CPU with native "
+                      "bfloat16", DenoiserConfig(), "auto"),
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
                    "defaults use it at sigma <= 18/255, 28/255 in tiles): up to 2x sooner at sigma 25, up to 1.6 dB "
                    "worse at sigma 50",
