@@ -91,12 +91,13 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "auto-p50": (replace(_NOW, workers=None, stopping=replace(_NOW.stopping, patience=50)), "auto"),
                 "auto-bf16": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="bfloat16")), "auto"),
                 "auto-fp32": (replace(_NOW, workers=None, train=replace(_NOW.train, precision="float32")), "auto"),
-                "auto-tv0.01": (replace(_NOW, workers=None, train=replace(_NOW.train, tv_weight=0.01)), "auto")}
+                "auto-tv0.01": (replace(_NOW, workers=None, train=replace(_NOW.train, tv_weight=0.01)), "auto"),
+                "auto-notv": (replace(_NOW, workers=None, high_noise=None), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
                 "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32,
                 "auto-d4-in8": 32, "auto-p50": 32,
                 "auto-bf16": 32, "auto-fp32": 32,
-                "auto-tv0.01": 32}  # the package's; older rows and the 96² tiles use 16
+                "auto-tv0.01": 32, "auto-notv": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
