@@ -35,6 +35,7 @@ from dipddpm.bench.report import replay_minimum
 from dipddpm.bench.scripts import script_meta
 from dipddpm.nets import NetConfig, SkipUNet, padded_size
 from dipddpm.noise import estimate_sigma
+from dipddpm.priors import total_variation
 from dipddpm.restore import draw_noise
 
 
@@ -56,13 +57,6 @@ def gaussian_blur(image: torch.Tensor, width: float) -> torch.Tensor:
     padded = F.pad(image, (radius,) * 4, mode="reflect")
     rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(rows, kernel.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def total_variation(image: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Isotropic total variation per value, ``mean(sqrt(dx^2 + dy^2 + eps))`` with forward differences."""
-    dx = image[..., :-1, 1:] - image[..., :-1, :-1]
-    dy = image[..., 1:, :-1] - image[..., :-1, :-1]
-    return torch.sqrt(dx**2 + dy**2 + eps).mean()
 
 
 def main() -> None:

@@ -30,7 +30,9 @@ Settings (``--variants``):
   channels, or both (rows recorded when the tiles' networks were 5 scales deep); ``auto-p50``: the defaults with
   patience 50; ``auto-bf16``, ``auto-fp32``: the defaults with the generator's forward pass under bfloat16
   autocast, or in float32 (rows from the seventh session on record the precision used; ``auto`` is bfloat16 on a
-  CPU with native bfloat16 since then, float32 before).
+  CPU with native bfloat16 since then, float32 before); ``auto-tv0.01``: the defaults with a total-variation term
+  of weight 0.01 at every sigma; ``auto-notv``: the defaults without it (``high_noise=None``; the defaults add it
+  above sigma 35/255 since the eighth session).
 
 Usage:
     python benchmarks/time_to_quality.py --images DIR [--images DIR] [--limit 2] [--crop 256] [--sigma 25]

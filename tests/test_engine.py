@@ -177,7 +177,6 @@ def test_bfloat16_autocast_runs_the_forward_pass_only_in_low_precision():
     assert not torch.equal(record.output, full.output)  # the precision reaches the network
 
 
-
 def test_on_a_cpu_the_network_runs_channels_last_with_a_fused_adam_and_returns_a_plain_tensor():
     cpu = torch.device("cpu")
     assert memory_format(cpu) == torch.channels_last

@@ -293,11 +293,12 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
     _, channels, height, width = image_shape(physics, y.shape, device)
     ph, pw = padded_size(height, width, config.net.depth)
     generator = torch.Generator(device="cpu").manual_seed(seed)
+    layout = memory_format(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = SkipUNet(channels, config.net).to(device, memory_format=memory_format(device))
-    code = (0.1 * torch.rand(1, config.net.input_channels, ph, pw, generator=generator)).to(
-        device, memory_format=memory_format(device))
+        net = SkipUNet(channels, config.net).to(device, memory_format=layout)
+    code = 0.1 * torch.rand(1, config.net.input_channels, ph, pw, generator=generator)
+    code = code.to(device, memory_format=layout)
     # the jitter is drawn where the network runs: no host-to-device copy per step on a GPU
     jitter_source = generator if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
     bfloat16 = forward_precision(config.precision, device) == "bfloat16"
