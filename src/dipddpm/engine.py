@@ -23,6 +23,7 @@ import torch
 
 from .curriculum import Curriculum
 from .nets import NetConfig, SkipUNet, padded_size
+from .jitter import JITTERS, InputJitter
 from .noise_models import squared_error, weighted_mean
 from .physics import Identity, Operator, image_shape
 from .precision import PRECISIONS, forward_precision
@@ -54,6 +55,9 @@ class TrainConfig:
     ``benchmarks/results/speed/README.md``), so the defaults keep Adam 0.01 without warm-up.
     input_jitter : float
         Standard deviation of the Gaussian jitter added to ``u`` each step ("reg noise").
+    jitter : {"fresh", "window"}
+        How the jitter is drawn (:class:`~dipddpm.jitter.InputJitter`): a new normal tensor each step, or a
+        random window of one fixed normal field (the same distribution each step, cheaper to draw).
     ema_decay : float
         ``xbar <- d * xbar + (1 - d) * f``.
     output : {"ema", "raw"}
@@ -82,6 +86,7 @@ class TrainConfig:
     lr_warmup: int = 0
     betas: tuple[float, float] = (0.9, 0.999)
     input_jitter: float = 1.0 / 30.0
+    jitter: str = "fresh"
     ema_decay: float = 0.99
     output: str = "ema"
     max_iter: int = 5000
@@ -99,6 +104,8 @@ class TrainConfig:
             raise ValueError("need lr_warmup >= 0 and two Adam betas in [0, 1)")
         if self.output not in ("ema", "raw"):
             raise ValueError("output must be 'ema' or 'raw'")
+        if self.jitter not in JITTERS:
+            raise ValueError(f"jitter must be one of {', '.join(JITTERS)}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}")
         if not self.tv_weight >= 0:
@@ -300,7 +307,9 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
     code = 0.1 * torch.rand(1, config.net.input_channels, ph, pw, generator=generator)
     code = code.to(device, memory_format=layout)
     # the jitter is drawn where the network runs: no host-to-device copy per step on a GPU
-    jitter_source = generator if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed)
+    jitter = InputJitter(code.shape, config.input_jitter, config.jitter,
+                         generator if device.type == "cpu" else torch.Generator(device=device).manual_seed(seed),
+                         device, layout)
     bfloat16 = forward_precision(config.precision, device) == "bfloat16"
     optimizer = make_optimizer(net.parameters(), config, device)
     checkpoint = _Checkpoint(net, optimizer)
@@ -316,13 +325,12 @@ def run(curriculum: Curriculum, stoppers: dict[str, Stopper], deciding: str, con
     stopped_by = "max-iter"
     start = time.perf_counter()
     while iteration < config.max_iter:
-        jitter = torch.randn(code.shape, generator=jitter_source, device=device) * config.input_jitter
         lr = lr_scale * learning_rate(iteration + 1, config.lr, config.lr_warmup)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-            raw = _crop(net(code + jitter), height, width).float().contiguous()
+            raw = _crop(net(code + jitter.draw()), height, width).float().contiguous()
         loss = weighted_mean(pixel_loss(physics.A(raw), curriculum.target), train_weights)
         loss_value = float(loss.detach())  # the data term: what the stage rule compares with a noise floor
         if config.tv_weight:
