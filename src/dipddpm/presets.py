@@ -52,8 +52,8 @@ class Preset:
 
 
 _PAPER = DenoiserConfig(
-    train=TrainConfig(lr=0.01, lr_warmup=0, betas=(0.9, 0.999), input_jitter=1.0 / 30.0, ema_decay=0.99,
-                      output="ema", max_iter=3000, precision="float32",
+    train=TrainConfig(lr=0.01, lr_warmup=0, betas=(0.9, 0.999), input_jitter=1.0 / 30.0, jitter="fresh",
+                      ema_decay=0.99, output="ema", max_iter=3000, precision="float32",
                       net=NetConfig(input_channels=32, channels=128, depth=5, skip_channels=4,
                                     padding_mode="reflect", upsample="bilinear")),
     staging=StagingConfig(num_stages=1, ratio=0.0), low_noise=None, high_noise=None, declip=False, tiles=None)
@@ -65,7 +65,8 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                       "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
                       "sigma <= 18/255, 28/255 in tiles), a total-variation term in the loss above sigma 35/255, "
                       "networks 4 scales deep in tiles, the forward pass in bfloat16 on a CPU with native "
-                      "bfloat16", DenoiserConfig(), "auto"),
+                      "bfloat16, the input jitter drawn as a window of one fixed normal field", DenoiserConfig(),
+           "auto"),
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
                    "defaults use it at sigma <= 18/255, 28/255 in tiles): up to 2x sooner at sigma 25, up to 1.6 dB "
                    "worse at sigma 50",
