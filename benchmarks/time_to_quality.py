@@ -32,8 +32,8 @@ Settings (``--variants``):
   autocast, or in float32 (rows from the seventh session on record the precision used; ``auto`` is bfloat16 on a
   CPU with native bfloat16 since then, float32 before); ``auto-tv0.01``: the defaults with a total-variation term
   of weight 0.01 at every sigma; ``auto-notv``: the defaults without it (``high_noise=None``; the defaults add it
-  above sigma 35/255 since the eighth session); ``auto-hn0.02``: the defaults with that term of weight 0.02 instead
-  of 0.01; ``auto-window``, ``auto-fresh``: the defaults with the input jitter
+  above sigma 35/255 since the eighth session); ``auto-hn0.02``, ``auto-hn0.04``: the defaults with that term of weight
+  0.02 or 0.04 instead of 0.01; ``auto-window``, ``auto-fresh``: the defaults with the input jitter
   drawn as a random window of one fixed field, or fresh each step (``TrainConfig.jitter``; fresh until the ninth
   session).
 
@@ -99,6 +99,7 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "auto-tv0.01": (replace(_NOW, workers=None, train=replace(_NOW.train, tv_weight=0.01)), "auto"),
                 "auto-notv": (replace(_NOW, workers=None, high_noise=None), "auto"),
                 "auto-hn0.02": (replace(_NOW, workers=None, high_noise=HighNoisePrior(tv_weight=0.02)), "auto"),
+                "auto-hn0.04": (replace(_NOW, workers=None, high_noise=HighNoisePrior(tv_weight=0.04)), "auto"),
                 "auto-window": (replace(_NOW, workers=None, train=replace(_NOW.train, jitter="window")), "auto"),
                 "auto-fresh": (replace(_NOW, workers=None, train=replace(_NOW.train, jitter="fresh")), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
@@ -106,7 +107,7 @@ TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-
                 "auto-d4-in8": 32, "auto-p50": 32,
                 "auto-bf16": 32, "auto-fp32": 32,
                 "auto-tv0.01": 32, "auto-notv": 32, "auto-window": 32, "auto-fresh": 32,
-                "auto-hn0.02": 32}  # the package's; older rows and the 96² tiles use 16
+                "auto-hn0.02": 32, "auto-hn0.04": 32}  # the package's; older rows and the 96² tiles use 16
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
