@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .curriculum import Curriculum
-from .nets import NetConfig, SkipUNet, padded_size
 from .jitter import JITTERS, InputJitter
+from .nets import NetConfig, SkipUNet, padded_size
 from .noise_models import squared_error, weighted_mean
 from .physics import Identity, Operator, image_shape
 from .precision import PRECISIONS, forward_precision

@@ -28,8 +28,8 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["HereAndProcesses", "InProcess", "LocalProcesses", "RayTasks", "available_cores", "local_executor", "run_in_order",
-           "runs_at_once", "threads_per_worker"]
+__all__ = ["HereAndProcesses", "InProcess", "LocalProcesses", "RayTasks", "available_cores", "local_executor",
+           "run_in_order", "runs_at_once", "threads_per_worker"]
 
 _inside_worker = False  # True in worker processes and Ray tasks: the runs they do never start pools of their own
 
@@ -110,8 +110,8 @@ def run_in_order(function: Callable, keywords: Sequence[dict], workers: int,
     """``[function(**k) for k in keywords]``, ``workers`` at once when ``workers > 1``.
 
     With ``workers > 1`` this process is one of them (:class:`HereAndProcesses`): it starts on the first run
-    while ``workers - 1`` local processes start. In worker processes ``function`` and the keywords must pickle (a module-level function or a
-    :func:`functools.partial` of one, tensors, dataclasses), and each process has
+    while ``workers - 1`` local processes start. For those processes ``function`` and the keywords must pickle
+    (a module-level function or a :func:`functools.partial` of one, tensors, dataclasses); every run has
     :func:`threads_per_worker` torch threads. An exception of a run, or a worker that died, is raised
     here once the others are stopped.
 
@@ -313,7 +313,7 @@ class HereAndProcesses:
 
     This process starts on the first task at once, while the others start: a spawned process spends
     seconds importing torch before its first task (about 3 s on the 2-core development machine, where a
-    256² image takes about a minute in four tiles). Tasks run here with the workers' thread count and, like
+    256² image takes well under a minute in four tiles). Tasks run here with the workers' thread count and, like
     theirs, start no pools of their own. A task's exception, here or in a process, is raised here once the
     others are stopped; a process that dies fails its task (as in :class:`LocalProcesses`). Ctrl-C stops
     the processes at once.

@@ -173,8 +173,8 @@ class OneShotMethod:
 
 _OURS = DenoiserConfig()
 # The tuning variants, plain DIP and the seed's schedule pin the optimiser they were measured with
-# (Adam 0.01, no warm-up, betas 0.9 / 0.999, at every sigma; the jitter drawn fresh each step) and return the fit itself (no declipping), so that
-# their names reproduce them whatever the defaults (no total-variation term either).
+# (Adam 0.01, no warm-up, betas 0.9 / 0.999, at every sigma; the jitter drawn fresh each step) and return the fit
+# itself (no declipping), so that their names reproduce them whatever the defaults (no total-variation term either).
 _ADAM_0 = replace(_OURS.train, lr=0.01, lr_warmup=0, betas=(0.9, 0.999), jitter="fresh")
 _PINNED = replace(_OURS, low_noise=None, high_noise=None, declip=False)
 _WATCH_ALL = ("recorruption", "es-wmv", "es-emv", "discrepancy", "fixed:1800", "schedule-end")
