@@ -314,9 +314,9 @@ class HereAndProcesses:
     This process starts on the first task at once, while the others start: a spawned process spends
     seconds importing torch before its first task (about 3 s on the 2-core development machine, where a
     256² image takes well under a minute in four tiles). Tasks run here with the workers' thread count and, like
-    theirs, start no pools of their own. A task's exception, here or in a process, is raised here once the
-    others are stopped; a process that dies fails its task (as in :class:`LocalProcesses`). Ctrl-C stops
-    the processes at once.
+    theirs, start no pools of their own. A task's exception is raised here once the others are stopped (one
+    raised in another process when this one is between tasks); a process that dies fails its task (as in
+    :class:`LocalProcesses`). Ctrl-C stops the processes at once.
 
     Parameters
     ----------
