@@ -121,7 +121,8 @@ def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: 
         if info.iteration % 10 == 0:
             curve.append((round(time.perf_counter() - start, 2), round(info.stoppers["oracle"].value, 3)))
 
-    info = denoise(noisy, channel_axis=-1, config=config, seed=seed, device="cpu", reference=clean,
+    info = denoise(noisy, channel_axis=-1 if noisy.ndim == 3 else None, config=config, seed=seed, device="cpu",
+                   reference=clean,
                    tile=tile, overlap=overlap, return_info=True, callbacks=(record,) if tile is None else ())
     seconds = time.perf_counter() - start
     row = {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
