@@ -103,11 +103,14 @@ DIP_VARIANTS = {"default": (_NOW, None), "fast": (_FAST, None), "fast-tiles136":
                 "auto-window": (replace(_NOW, workers=None, train=replace(_NOW.train, jitter="window")), "auto"),
                 "auto-fresh": (replace(_NOW, workers=None, train=replace(_NOW.train, jitter="fresh")), "auto")}
 TILE_OVERLAP = {"tiles144": 32, "tiles144-here": 32, "fast-tiles144": 32, "fast-tiles144-p50": 32,
-                "fast-tiles112": 32, "auto": 32, "auto-d4": 32, "auto-in8": 32,
-                "auto-d4-in8": 32, "auto-p50": 32,
-                "auto-bf16": 32, "auto-fp32": 32,
-                "auto-tv0.01": 32, "auto-notv": 32, "auto-window": 32, "auto-fresh": 32,
-                "auto-hn0.02": 32, "auto-hn0.04": 32}  # the package's; older rows and the 96² tiles use 16
+                "fast-tiles112": 32}  # tiles of a fixed size; older rows and the 96² tiles use 16
+
+
+def tile_overlap(variant: str) -> int:
+    """The overlap of ``variant``'s tiles: the package's 32 px for ``tile="auto"``, else :data:`TILE_OVERLAP`."""
+    return 32 if DIP_VARIANTS[variant][1] == "auto" else TILE_OVERLAP.get(variant, 16)
+
+
 ONE_SHOT = ("cbm3d", "zsn2n")
 
 
@@ -122,8 +125,8 @@ def run_dip(noisy: np.ndarray, clean: np.ndarray, config: DenoiserConfig, tile: 
             curve.append((round(time.perf_counter() - start, 2), round(info.stoppers["oracle"].value, 3)))
 
     info = denoise(noisy, channel_axis=-1 if noisy.ndim == 3 else None, config=config, seed=seed, device="cpu",
-                   reference=clean,
-                   tile=tile, overlap=overlap, return_info=True, callbacks=(record,) if tile is None else ())
+                   reference=clean, tile=tile, overlap=overlap, return_info=True,
+                   callbacks=(record,) if tile is None else ())
     seconds = time.perf_counter() - start
     row = {"psnr": info.evaluation["ref_psnr"], "oracle_psnr": info.evaluation["oracle_psnr"],
            "sigma_used": info.sigma_used, "seconds": seconds, "curve": curve,
@@ -168,7 +171,7 @@ def measure(args) -> None:
                     continue
                 if variant in DIP_VARIANTS:
                     row = run_dip(noisy, clean, *DIP_VARIANTS[variant], seed=args.seed,
-                                  overlap=TILE_OVERLAP.get(variant, 16))
+                                  overlap=tile_overlap(variant))
                 else:
                     row = run_one_shot(variant, noisy, clean, sigma255 / 255, args.seed)
                 row = {"image": name, "sigma": sigma255, "seed": args.seed, "variant": variant,
