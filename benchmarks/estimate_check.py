@@ -3,7 +3,8 @@
 Reads the ``.npz`` files of ``benchmarks/ensemble.py --save-outputs`` (noisy and clean crop, the members'
 returned fits) and the members' seeds and signs from its rows, and applies the estimator of
 :class:`dipddpm.stopping.RecorruptionStopper` (clip-aware offset, declipped result) to each member's fit,
-once with the σ the run used (estimated) and once with the true σ (what a user who knows σ gets), then
+once with the σ the run used (estimated) and once with the true σ (what a user who knows σ gets), each with
+and without the cross term estimated from a pilot (``correct_cross``, the default since the tenth session), then
 :func:`dipddpm.ensemble.ensemble_mse` to the first 1, 2 and 4 members. Each estimate is compared with the true
 PSNR of the declipped result (evaluation only). The range is the estimator's ``±2`` standard deviations
 without the σ-error term (σ known).
@@ -13,6 +14,7 @@ Usage:
 """
 
 import argparse
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -32,9 +34,10 @@ def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
 
 
-def member_estimate(y: torch.Tensor, fit: torch.Tensor, z: torch.Tensor, sigma: float) -> RecorruptionStopper:
+def member_estimate(y: torch.Tensor, fit: torch.Tensor, z: torch.Tensor, sigma: float,
+                    correct_cross: bool = True) -> RecorruptionStopper:
     """A recorruption stopper that has seen one observation: ``fit`` against ``y``'s validation copy."""
-    stopper = RecorruptionStopper(y, z, sigma, RATIO, clipped=True, declipped=True)
+    stopper = RecorruptionStopper(y, z, sigma, RATIO, clipped=True, declipped=True, correct_cross=correct_cross)
     stopper.observe(Observation(iteration=1, output=fit, raw=fit, stage=0, final_stage=True, schedule_finished=False))
     return stopper
 
@@ -52,8 +55,9 @@ def check(outputs: Path, rows: list[dict]) -> list[dict]:
         fits = [_tensor(m.astype(np.float64)) for m in data["members"]]
         seeds = {m["pair"]: m["seed"] for m in row["members"] if m["sign"] == 1}
         plan = plan_members(len(fits), row["seed"])
-        for label, sigma in (("estimated", row["sigma_used"]), ("known", row["sigma"] / 255)):
-            stoppers = [member_estimate(y, fit, m.sign * draw_noise(y.shape, seeds[m.pair]), sigma)
+        for (label, sigma), pilot in itertools.product(
+                (("estimated", row["sigma_used"]), ("known", row["sigma"] / 255)), (False, True)):
+            stoppers = [member_estimate(y, fit, m.sign * draw_noise(y.shape, seeds[m.pair]), sigma, pilot)
                         for m, fit in zip(plan, fits, strict=True)]
             images = [declipped(fit, sigma) for fit in fits]
             for k in (1, 2, 4):
@@ -65,7 +69,7 @@ def check(outputs: Path, rows: list[dict]) -> list[dict]:
                     "noise_cross_sd", "error_cross_sd", "energy_sd", "sigma_sd")))
                 truth = float(((torch.stack(images[:k]).mean(dim=0) - x) ** 2).mean())
                 found.append({"image": row["image"], "sigma": row["sigma"], "seed": row["seed"], "members": k,
-                              "sigma_from": label, "true_psnr": -10 * math.log10(truth),
+                              "sigma_from": label, "pilot": pilot, "true_psnr": -10 * math.log10(truth),
                               "estimate": -10 * math.log10(mse) if mse > 0 else None,
                               "low": -10 * math.log10(mse + 2 * sd),
                               "high": -10 * math.log10(mse - 2 * sd) if mse > 2 * sd else None})
@@ -73,16 +77,17 @@ def check(outputs: Path, rows: list[dict]) -> list[dict]:
 
 
 def table(found: list[dict]) -> str:
-    lines = ["| σ from | K | σ | n | estimate − true: median abs | 90th pct abs | within 1 dB | truth in the range |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| σ from | cross term | K | σ | n | estimate − true: median abs | 90th pct abs | within 1 dB | "
+             "truth in the range |", "|---|---|---|---|---|---|---|---|---|"]
     groups: dict = {}
     for f in found:
-        groups.setdefault((f["sigma_from"], f["members"], f["sigma"]), []).append(f)
-    for (source, k, sigma), items in sorted(groups.items()):
+        groups.setdefault((f["sigma_from"], f.get("pilot", False), f["members"], f["sigma"]), []).append(f)
+    for (source, pilot, k, sigma), items in sorted(groups.items()):
         errors = [math.inf if f["estimate"] is None else abs(f["estimate"] - f["true_psnr"]) for f in items]
         p90 = nearest_rank(errors, 0.9)
         inside = sum(f["low"] <= f["true_psnr"] and (f["high"] is None or f["true_psnr"] <= f["high"]) for f in items)
-        lines.append(f"| {source} | {k} | {sigma:g} | {len(items)} | {statistics.median(errors):.2f} | {p90:.2f} | "
+        lines.append(f"| {source} | {'pilot' if pilot else 'unknown'} | {k} | {sigma:g} "
+                     f"| {len(items)} | {statistics.median(errors):.2f} | {p90:.2f} | "
                      f"{sum(e <= 1 for e in errors)}/{len(items)} | {inside}/{len(items)} |")
     return "\n".join(lines)
 

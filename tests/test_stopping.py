@@ -22,6 +22,7 @@ from dipddpm.stopping import (
     WindowedVarianceStopper,
     estimated_psnr,
     holdout_mask,
+    noise_cross_estimate,
     patience_exhausted,
     recorruption_offset,
 )
@@ -86,6 +87,43 @@ def test_recorruption_estimate_is_unbiased():
     stderr = diffs.std(ddof=1) / np.sqrt(diffs.size)
     assert abs(diffs.mean()) < 3 * stderr
     assert abs(wrong.mean()) > 10 * wrong.std(ddof=1) / np.sqrt(wrong.size)
+
+
+def _estimate_errors(correct_cross, trials=120, size=48, sigma=0.1, a=0.25):
+    """The recorruption estimate's error against the truth over draws of (n, z), for a fit that sees
+    only its training target (a 3x3 mean of ``y + a sigma z``)."""
+    g = torch.Generator().manual_seed(3)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, size), torch.linspace(0, 1, size), indexing="ij")
+    x = (0.5 + 0.3 * torch.sin(6 * xx) * torch.cos(4 * yy)).expand(1, 3, size, size).double()
+    errors = []
+    for _ in range(trials):
+        y = x + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)
+        z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+        fit = _blur(y + a * sigma * z)
+        s = RecorruptionStopper(y, z, sigma, a, clipped=False, correct_cross=correct_cross)
+        s.observe(_obs(1, fit))
+        errors.append(s.estimated_mse - float(torch.mean((fit - x) ** 2)))
+    return np.array(errors)
+
+
+def test_the_cross_term_estimated_from_a_pilot_keeps_the_estimate_unbiased_and_halves_its_spread():
+    """``-2 (sigma/a) mean(n z)`` is the largest error of one run's estimate; ``mean((y - g(y)) z)`` with a pilot
+    ``g`` that never saw ``z`` estimates it without bias."""
+    plain, corrected = _estimate_errors(False), _estimate_errors(True)
+    assert abs(corrected.mean()) < 3 * corrected.std(ddof=1) / np.sqrt(corrected.size)
+    assert corrected.std() < 0.6 * plain.std()
+
+
+def test_noise_cross_estimate_is_exact_with_a_perfect_pilot_and_weighs_like_the_loss():
+    rng = np.random.default_rng(0)
+    shape = (1, 3, 8, 8)
+    mean, noise = torch.from_numpy(rng.random(shape)), torch.from_numpy(0.1 * rng.standard_normal(shape))
+    z = torch.from_numpy(rng.standard_normal(shape))
+    assert noise_cross_estimate(mean + noise, mean, z) == pytest.approx(float((noise * z).mean()), rel=1e-12)
+    mask = torch.from_numpy((rng.random((1, 1, 8, 8)) < 0.5).astype(np.float64))
+    inside = mask.expand(1, 3, 8, 8).bool()
+    assert noise_cross_estimate(mean + noise, mean, z, mask) == pytest.approx(float((noise * z)[inside].mean()),
+                                                                              rel=1e-12)
 
 
 def test_declipped_estimate_holds_on_an_image_with_a_black_region():

@@ -24,6 +24,7 @@ from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import clipped_mean_inverse, clipped_mean_slope, clipped_noise_moments
 from .noise_models import squared_error, weighted_mean
+from .pilot import pilot_estimate
 
 __all__ = [
     "DiscrepancyStopper",
@@ -38,6 +39,7 @@ __all__ = [
     "WindowedVarianceStopper",
     "estimated_psnr",
     "holdout_mask",
+    "noise_cross_estimate",
     "patience_exhausted",
     "recorruption_offset",
     "validation_target",
@@ -260,6 +262,31 @@ def _z_energy(noise: torch.Tensor, weights: torch.Tensor | None) -> float:
     return float(weighted_mean(noise.double() ** 2, None if weights is None else weights.double()))
 
 
+def noise_cross_estimate(observation: torch.Tensor, pilot: torch.Tensor, noise: torch.Tensor,
+                         weights: torch.Tensor | None = None) -> float:
+    """``c_hat = mean_w((y - g) z)``, an estimate of the unseen ``mean_w(n z)`` from a pilot ``g = g(y)``.
+
+    With ``y = m + n`` (``m`` the mean of ``y``), ``c_hat = mean_w(n z) + mean_w((m - g) z)``. The pilot is a
+    function of ``y`` alone, so given ``y`` the second term has mean 0 over ``z`` and a standard deviation of
+    ``sqrt(sum w^2 (m - g)^2) / sum w``, against ``sqrt(sum w^2 n^2) / sum w`` for ``mean_w(n z)`` itself: the
+    estimate removes the share of the cross term that the pilot's error leaves (:mod:`dipddpm.pilot`).
+
+    Parameters
+    ----------
+    observation, pilot, noise : torch.Tensor
+        ``y``, ``g(y)`` and the fixed ``z`` (broadcastable).
+    weights : torch.Tensor, optional
+        Non-negative weights of the values (default: all equal).
+
+    Returns
+    -------
+    float
+    """
+    product = (observation.double() - pilot.double()) * noise.double()
+    return float(weighted_mean(product, None if weights is None else
+                               torch.broadcast_to(weights.double(), product.shape)))
+
+
 def estimated_psnr(validation_mse: float, offset: float) -> float | None:
     """``PSNR_hat = -10 log10(validation_mse - offset)``, or None when the difference is <= 0.
 
@@ -282,8 +309,10 @@ def estimated_psnr(validation_mse: float, offset: float) -> float | None:
 @dataclass(frozen=True)
 class _RecorruptionEstimate:
     """The pieces of a recorruption estimate at one returned iterate: the weighted validation error ``value``,
-    the weighted ``offset``, ``gain`` (the weights' mean), the weighted ``mean(z^2)`` and the effective count
-    of values ``(sum w)^2 / sum w^2``."""
+    the weighted ``offset``, ``gain`` (the weights' mean), the weighted ``mean(z^2)``, the effective count
+    of values ``(sum w)^2 / sum w^2``, the correction ``cross = 2 (sigma/a) c_hat`` for the cross term
+    (:func:`noise_cross_estimate`; 0 without a pilot) and ``pilot_distance = mean_w((A xbar - g)^2)`` (None
+    without a pilot)."""
 
     iteration: int
     value: float
@@ -291,6 +320,13 @@ class _RecorruptionEstimate:
     gain: float
     z_energy: float
     count: float
+    cross: float = 0.0
+    pilot_distance: float | None = None
+
+    @property
+    def fit_error(self) -> float:
+        """``v - offset + 2 (sigma/a) c_hat``: the estimated weighted error of the fit, before the gain."""
+        return self.value - self.offset + self.cross
 
 
 class RecorruptionStopper(_FinalStageMinimum):
@@ -331,15 +367,20 @@ class RecorruptionStopper(_FinalStageMinimum):
         ``restore_tensor`` does this for clipped observations): the estimate is then of its error,
         ``mean(d^2 / m'(x)^2)``, the validation error and the offset weighted by ``1 / m'(x)^2`` (central
         offset; :attr:`estimated_mse`).
+    correct_cross : bool
+        Estimate the cross term ``-2 (sigma/a) mean(n z)`` of the validation error from a pilot ``g(y)``
+        (:func:`dipddpm.pilot.pilot_estimate`, :func:`noise_cross_estimate`) and remove it from the PSNR
+        estimate. The stop does not change (the term is the same at every iteration).
     """
 
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
                  patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
-                 weights: torch.Tensor | None = None, declipped: bool = False):
+                 weights: torch.Tensor | None = None, declipped: bool = False, correct_cross: bool = True):
         super().__init__(patience)
         self.declipped = declipped and clipped
+        self.observation = observation
         self.validation = validation_target(observation, noise, sigma, ratio)
         self.noise = noise
         self.sigma = sigma
@@ -347,6 +388,8 @@ class RecorruptionStopper(_FinalStageMinimum):
         self.clipped = clipped
         self.sigma_rel_error = sigma_rel_error
         self.weights = weights
+        self.correct_cross = correct_cross
+        self._pilot: torch.Tensor | None = None
         self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
         self._pieces: _RecorruptionEstimate | None = None
 
@@ -376,9 +419,17 @@ class RecorruptionStopper(_FinalStageMinimum):
             full = torch.broadcast_to(torch.as_tensor(1.0 if weights is None else weights).double(), self.noise.shape)
             offset = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
                                          weights, central=self.declipped)
+            cross, distance = 0.0, None
+            if self.correct_cross:
+                if self._pilot is None:
+                    self._pilot = pilot_estimate(self.observation, self.sigma)
+                cross = 2 * (self.sigma / self.ratio) * noise_cross_estimate(self.observation, self._pilot,
+                                                                             self.noise, weights)
+                distance = _mse(measured.detach().double(), self._pilot.double(), weights)
             self._pieces = _RecorruptionEstimate(
                 iteration=self.best_iteration, value=value, offset=offset, gain=gain,
-                z_energy=_z_energy(self.noise, weights), count=float(full.sum() ** 2 / (full**2).sum()))
+                z_energy=_z_energy(self.noise, weights), count=float(full.sum() ** 2 / (full**2).sum()),
+                cross=cross, pilot_distance=distance)
         return self._pieces
 
     @property
@@ -398,12 +449,18 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     @property
     def estimated_mse(self) -> float | None:
-        """The estimated MSE of the result: ``(v - offset) * error_gain``, ``v`` and the offset with the
-        estimate's weights: for a declipped result ``mean(w (d^2 - s^2)) = mean(d^2 / m'(x)^2)`` with
-        ``w = 1 / m'(x)^2``, the fit's error ``d`` as the declipped result's error ``d / m'(x)`` (``docs/method.md``,
-        4e)."""
+        """The estimated MSE of the result: ``(v - offset + 2 (sigma/a) c_hat) * error_gain``, ``v``, the offset
+        and the cross-term estimate ``c_hat`` (0 without ``correct_cross``) with the estimate's weights: for a
+        declipped result ``mean(w (d^2 - s^2)) = mean(d^2 / m'(x)^2)`` with ``w = 1 / m'(x)^2``, the fit's error
+        ``d`` as the declipped result's error ``d / m'(x)`` (``docs/method.md``, 4e)."""
         pieces = self._estimate()
-        return None if pieces is None else (pieces.value - pieces.offset) * pieces.gain
+        return None if pieces is None else pieces.fit_error * pieces.gain
+
+    @property
+    def cross_correction(self) -> float | None:
+        """``2 (sigma/a) c_hat`` (before the gain), what :attr:`estimated_mse` adds for the cross term."""
+        pieces = self._estimate()
+        return None if pieces is None else pieces.cross
 
     @property
     def estimated_psnr(self) -> float | None:
@@ -412,13 +469,19 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     @property
     def noise_cross_sd(self) -> float | None:
-        """Standard deviation of the unknown cross term ``-2 (sigma/a) mean(n z)`` of the estimate:
-        ``2 (sigma/a) sqrt(s_e^2 mean(z^2) / N)``. The antithetic twin's is equal and opposite."""
+        """Standard deviation of what is unknown of the cross term ``-2 (sigma/a) mean(n z)`` of the estimate:
+        ``2 (sigma/a) sqrt(u mean(z^2) / N)``. Without a pilot ``u = s_e^2`` (the whole term); with one, ``u``
+        bounds the pilot's error ``mean((m - g)^2)`` by the triangle inequality,
+        ``(sqrt(mean((A xbar - g)^2)) + sqrt(mean(d^2)))^2`` with ``mean(d^2)`` estimated. The antithetic twin's
+        term is equal and opposite."""
         if self.offset is None:
             return None
         pieces = self._estimate()
-        energy = max(self._noise_energy(), 0.0)
-        return 2 * (self.sigma / self.ratio) * math.sqrt(energy * pieces.z_energy / pieces.count)
+        if pieces.pilot_distance is None:
+            unknown = max(self._noise_energy(), 0.0)
+        else:
+            unknown = (math.sqrt(pieces.pilot_distance) + math.sqrt(max(pieces.fit_error, 0.0))) ** 2
+        return 2 * (self.sigma / self.ratio) * math.sqrt(unknown * pieces.z_energy / pieces.count)
 
     @property
     def error_cross_sd(self) -> float | None:
@@ -427,7 +490,7 @@ class RecorruptionStopper(_FinalStageMinimum):
         if self.offset is None:
             return None
         pieces = self._estimate()
-        return 2 * math.sqrt(max(pieces.value - pieces.offset, 0.0) * pieces.offset / pieces.count)
+        return 2 * math.sqrt(max(pieces.fit_error, 0.0) * pieces.offset / pieces.count)
 
     @property
     def energy_sd(self) -> float | None:
@@ -470,6 +533,7 @@ class RecorruptionStopper(_FinalStageMinimum):
                 "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
                 "estimated_mse": self.estimated_mse, "error_gain": self.error_gain,
                 "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
+                "cross_correction": self.cross_correction,
                 "noise_cross_sd": self.noise_cross_sd, "error_cross_sd": self.error_cross_sd,
                 "energy_sd": self.energy_sd, "sigma_sd": self.sigma_sd}
 
