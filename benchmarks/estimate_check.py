@@ -1,7 +1,9 @@
 """The self-estimated PSNR, recomputed with the package's estimator on saved runs (issue 15, part 3).
 
 Reads the ``.npz`` files of ``benchmarks/ensemble.py --save-outputs`` (noisy and clean crop, the members'
-returned fits) and the members' seeds and signs from its rows, and applies the estimator of
+returned images: declipped fits, ``m^{-1}(fit)``) and the members' seeds and signs from its rows, maps each image
+back to its fit (``m(image)``, :func:`dipddpm.noise.clipped_noise_moments`; exact to 1e-7 for fits inside [0, 1]),
+and applies the estimator of
 :class:`dipddpm.stopping.RecorruptionStopper` (clip-aware offset, declipped result) to each member's fit,
 once with the σ the run used (estimated) and once with the true σ (what a user who knows σ gets), each with
 and without the cross term estimated from a pilot (``correct_cross``, the default since the tenth session), then
@@ -24,6 +26,7 @@ import torch
 
 from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.ensemble import ensemble_mse, ensemble_mse_uncertainty, plan_members
+from dipddpm.noise import clipped_noise_moments
 from dipddpm.restore import declipped, draw_noise
 from dipddpm.stopping import Observation, RecorruptionStopper
 
@@ -52,11 +55,12 @@ def check(outputs: Path, rows: list[dict]) -> list[dict]:
             continue
         data = np.load(outputs / name)
         y, x = _tensor(data["noisy"].astype(np.float64)), _tensor(data["clean"].astype(np.float64))
-        fits = [_tensor(m.astype(np.float64)) for m in data["members"]]
+        returned = [m.astype(np.float64) for m in data["members"]]
         seeds = {m["pair"]: m["seed"] for m in row["members"] if m["sign"] == 1}
-        plan = plan_members(len(fits), row["seed"])
+        plan = plan_members(len(returned), row["seed"])
         for (label, sigma), pilot in itertools.product(
                 (("estimated", row["sigma_used"]), ("known", row["sigma"] / 255)), (False, True)):
+            fits = [_tensor(image + clipped_noise_moments(image, row["sigma_used"])[0]) for image in returned]
             stoppers = [member_estimate(y, fit, m.sign * draw_noise(y.shape, seeds[m.pair]), sigma, pilot)
                         for m, fit in zip(plan, fits, strict=True)]
             images = [declipped(fit, sigma) for fit in fits]
