@@ -5,14 +5,14 @@ An average of K members has less variance than any one of them, so it may afford
 This probe runs the K members of each crop (package defaults, σ estimated) with a long patience
 (``--run-patience``), keeps each member's returned stream (the EMA output) every ``--every`` iterations of the
 final stage, replays the package's stop (patience 150) on each member's recorded validation error to find its own
-minimum ``t_i``, and scores the average of the members' iterates at ``t_i + Δ`` for ``Δ = 0, every, 2 every, …``
-(declipped, as the package returns them):
+minimum ``t_i``, and scores the average of the members' iterates at ``t_i + Δ`` for ``Δ = 0, every, 2 every, …``,
+and at ``t_i + ρ t_i`` for a few fractions ``ρ`` (declipped, as the package returns them):
 
 - ``truth``: the PSNR of that average against the clean crop (evaluation only);
 - ``pooled``: the ensemble's own estimate of its error at that ``Δ``, from the members' recorruption estimates and
   their spread (:func:`dipddpm.ensemble.ensemble_mse`) — a choice of ``Δ`` by its minimum needs no clean image.
 
-Rows (one per crop, σ and K in 2, 4, …) hold both curves; ``--report`` prints the mean PSNR at ``Δ = 0``, at each
+Rows (one per crop, σ and K in 1, 2, 4, …) hold both curves; ``--report`` prints the mean PSNR at ``Δ = 0``, at each
 fixed ``Δ``, at the pooled choice and at the best ``Δ`` per crop (an oracle).
 
 Usage:
@@ -40,6 +40,7 @@ from dipddpm.restore import declipped, draw_noise, ensemble_members
 from dipddpm.stopping import Observation, RecorruptionStopper
 
 STOP_PATIENCE = 150
+FRACTIONS = (0.05, 0.1, 0.15, 0.2, 0.3)
 
 
 class FinalStageStreams:
@@ -80,7 +81,7 @@ def probe(members, streams, y, x, every: int, run_patience: int) -> list[dict]:
         curves.append(curve)
     deltas = range(min(len(c) for c in curves))
     rows = []
-    k = 2
+    k = 1
     while k <= len(members):
         truth, pooled = [], []
         for d in deltas:
@@ -88,8 +89,14 @@ def probe(members, streams, y, x, every: int, run_patience: int) -> list[dict]:
             truth.append(tensor_psnr(torch.stack(images).mean(dim=0), x))
             mse = ensemble_mse([c[d][1] for c in curves[:k]], images)
             pooled.append(mse)
+        by_fraction = {}
+        for q in FRACTIONS:
+            steps = [round(q * t / every) for t in own[:k]]
+            if all(d < len(c) for d, c in zip(steps, curves[:k], strict=True)):
+                images = [c[d][0] for d, c in zip(steps, curves[:k], strict=True)]
+                by_fraction[str(q)] = tensor_psnr(torch.stack(images).mean(dim=0), x)
         rows.append({"members_used": k, "own_stops": own[:k], "deltas": [d * every for d in deltas],
-                     "truth": truth, "pooled_mse": pooled, "run_patience": run_patience})
+                     "truth": truth, "pooled_mse": pooled, "fraction_truth": by_fraction, "run_patience": run_patience})
         k *= 2
     return rows
 
@@ -130,7 +137,7 @@ def measure(args) -> None:
                           f"Δ={row['deltas'][int(np.argmin(row['pooled_mse']))]}", flush=True)
 
 
-def report(rows: list[dict], fixed=(0, 20, 50, 100, 150, 200, 300)) -> str:
+def report(rows: list[dict], fixed=(0, 20, 50, 100, 150, 200, 300), fractions=FRACTIONS) -> str:
     groups: dict = {}
     for r in rows:
         groups.setdefault((r["sigma"], r["members_used"]), []).append(r)
@@ -147,6 +154,15 @@ def report(rows: list[dict], fixed=(0, 20, 50, 100, 150, 200, 300)) -> str:
         median_choice = statistics.median(r["deltas"][i] for r, i in zip(rs, chosen, strict=True))
         lines.append(f"| {sigma:g} | {k} | {len(rs)} | " + " | ".join(cells)
                      + f" | {statistics.mean(pooled):+.2f} (Δ {median_choice:.0f}) | {statistics.mean(oracle):+.2f} |")
+    lines += ["", "Members each at ``t_i + ρ t_i`` (the nearest kept iterate), mean PSNR against Δ = 0:", "",
+              "| σ | K | n | " + " | ".join(f"ρ = {q:g}" for q in fractions) + " |",
+              "|---|---|---|" + "---|" * len(fractions)]
+    for (sigma, k), rs in sorted(groups.items()):
+        cells = []
+        for q in fractions:
+            values = [r["fraction_truth"][str(q)] - r["truth"][0] for r in rs if str(q) in r.get("fraction_truth", {})]
+            cells.append(f"{statistics.mean(values):+.2f} ({len(values)})" if values else "")
+        lines.append(f"| {sigma:g} | {k} | {len(rs)} | " + " | ".join(cells) + " |")
     base = {(s, k): statistics.mean(r["truth"][0] for r in rs) for (s, k), rs in groups.items()}
     lines.append("")
     lines.append("Δ = 0 (each member at its own stop), mean PSNR: "
