@@ -134,3 +134,12 @@ def test_workers_must_be_none_or_a_positive_whole_number():
         with pytest.raises(ValueError, match="workers"):
             DenoiserConfig(workers=bad)
     assert DenoiserConfig(workers=None).workers is None and DenoiserConfig().workers == 1
+
+
+def test_members_of_an_ensemble_return_a_later_iterate_and_a_single_run_its_minimum():
+    _, y = _noisy()
+    config = replace(TINY, ensemble=2, stopping=replace(TINY.stopping, ensemble_delay=0.25))
+    members = ensemble_members(y, 0.1, config=config, seed=0)
+    single = restore_tensor(y, 0.1, config=replace(config, ensemble=1), seed=0)
+    assert [r.stoppers["recorruption"]["delay"] for _, r in members] == [0.25, 0.25]
+    assert single.stoppers["recorruption"]["delay"] == 0.0

@@ -401,3 +401,43 @@ def test_stoppers_compare_the_measured_output_with_y():
     h.observe(obs)
     assert h.value == pytest.approx(0.1) and h.best_output.shape == image.shape
     assert _obs(1, y).measured is _obs(1, y).output  # without an operator, measured = output
+
+
+def _v_shaped_run(stopper, minima, steps):
+    """Drive ``stopper`` on outputs whose validation error (against y = 0, z = 0) is a sum of V shapes with
+    the given (iteration, depth) minima; return the outputs by iteration."""
+    outputs = {}
+    for t in range(1, steps + 1):
+        level = min(abs(t - at) / 100 + depth for at, depth in minima)
+        outputs[t] = torch.full(SHAPE, level)
+        if stopper.observe(_obs(t, outputs[t])):
+            break
+    return outputs
+
+
+@pytest.mark.parametrize("delay,patience,returned,fired", [(0.0, 10, 100, 110), (0.2, 10, 120, 120),
+                                                           (0.2, 50, 120, 150), (0.05, 10, 105, 110)])
+def test_a_delayed_stopper_returns_the_iterate_a_fraction_of_its_minimum_later(delay, patience, returned, fired):
+    s = RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5, patience=patience, clipped=False,
+                            correct_cross=False, delay=delay)
+    outputs = _v_shaped_run(s, [(100, 0.01)], 400)
+    assert (s.minimum_iteration, s.best_iteration, s.fired_at) == (100, returned, fired)
+    assert torch.equal(s.best_output, outputs[returned])
+    assert s.kept_value == pytest.approx(float(outputs[returned][0, 0, 0, 0]) ** 2)  # the criterion returned
+    assert s.summary()["validation_mse"] == s.kept_value and s.summary()["minimum_iteration"] == 100
+
+
+def test_a_new_minimum_after_the_delayed_iterate_starts_over():
+    s = RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5, patience=120, clipped=False,
+                            correct_cross=False, delay=0.2)
+    _v_shaped_run(s, [(50, 0.05), (150, 0.01)], 600)
+    assert (s.minimum_iteration, s.best_iteration, s.fired_at) == (150, 180, 270)
+
+
+def test_until_the_delayed_iterate_is_reached_the_minimum_is_returned():
+    s = RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5, patience=10, clipped=False,
+                            correct_cross=False, delay=0.5)
+    _v_shaped_run(s, [(100, 0.01)], 130)  # the run ends (max_iter) before iteration 150
+    assert (s.minimum_iteration, s.best_iteration, s.fired_at) == (100, 100, None)
+    with pytest.raises(ValueError):
+        RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5, delay=-0.1)

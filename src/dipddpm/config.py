@@ -102,6 +102,13 @@ class StoppingConfig:
         Discrepancy stopper: stop when ``||xbar - y||^2 / N <= tau sigma^2``.
     fixed_iterations : int
         The ``fixed`` stopper's iteration count.
+    delay : float
+        Recorruption and held-out stoppers: return the iterate ``round(delay t*)`` iterations after the
+        validation minimum ``t*`` instead of the minimum (the run goes on until both the patience has passed and
+        that iterate was reached). 0 for a single run: the minimum is its best estimate.
+    ensemble_delay : float
+        The ``delay`` of each member of an ensemble of two or more (:func:`dipddpm.restore.ensemble_members`):
+        an average of members can afford later, less smoothed members than one run alone.
     """
 
     patience: int = 150
@@ -113,6 +120,8 @@ class StoppingConfig:
     emv_burn_in: int = 101
     discrepancy_tau: float = 1.0
     fixed_iterations: int = 1800
+    delay: float = 0.0
+    ensemble_delay: float = 0.0
 
 
 @dataclass(frozen=True)

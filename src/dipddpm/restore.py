@@ -185,9 +185,9 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
         return RecorruptionStopper(run_in.y, run_in.z, run_in.sigma, a, st.patience, clipped=run_in.clipped,
                                    sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights,
-                                   declipped=run_in.declip)
+                                   declipped=run_in.declip, delay=st.delay)
     if name == "held-out":
-        return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience)
+        return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience, delay=st.delay)
     if name == "es-wmv":
         return WindowedVarianceStopper(st.wmv_window, st.wmv_patience)
     if name == "es-emv":
@@ -551,8 +551,10 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     """Run the ``config.ensemble`` members of an ensemble (:func:`dipddpm.ensemble.plan_members`).
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
-    and its own stop. Sigma, when it is estimated, is estimated by each run (the same value); a photon count,
-    when estimated, once for all members (and the members' results say so). The members run at once in
+    and its own stop; in an ensemble of two or more a member returns the iterate
+    ``StoppingConfig.ensemble_delay`` times its minimum's iteration after its validation minimum. Sigma, when
+    it is estimated, is estimated by each run (the same value); a photon count, when estimated, once for all
+    members (and the members' results say so). The members run at once in
     worker processes when :func:`~dipddpm.executors.runs_at_once` allows (``config.workers``), else one
     after another.
 
@@ -580,7 +582,9 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     callbacks = tuple(run_args.pop("callbacks", ()))
     workers = runs_at_once(len(plan), config.workers, str(observation.device), callbacks)
-    runs = [{**run_args, "observation": observation, "sigma": sigma, "config": replace(config, ensemble=1),
+    member_config = replace(config, ensemble=1, stopping=replace(
+        config.stopping, delay=config.stopping.ensemble_delay if len(plan) > 1 else config.stopping.delay))
+    runs = [{**run_args, "observation": observation, "sigma": sigma, "config": member_config,
              "seed": member.seed, "callbacks": callbacks if workers == 1 else (),
              "noise": member.sign * (first_z if member.pair == 0 else draw_noise(observation.shape,
                                                                                   plan[2 * member.pair].seed))}

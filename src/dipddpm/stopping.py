@@ -148,15 +148,40 @@ def patience_exhausted(iteration: int, best_iteration: int, start: int, patience
     return iteration - max(start, best_iteration) >= patience
 
 
-class _MinimumWithPatience(Stopper):
-    """Keep the iterate with the lowest ``value``; fire when :func:`patience_exhausted` says so."""
+def delay_steps(minimum_iteration: int, delay: float) -> int:
+    """How far after the minimum the returned iterate lies: ``round(delay * t*)`` iterations.
 
-    def __init__(self, patience: int):
+    Parameters
+    ----------
+    minimum_iteration : int
+        ``t*``, the iteration of the criterion's minimum.
+    delay : float
+        ``rho >= 0``, a fraction of ``t*``.
+
+    Returns
+    -------
+    int
+    """
+    return round(delay * minimum_iteration)
+
+
+class _MinimumWithPatience(Stopper):
+    """Track the iterate with the lowest ``value`` and return it, or, with ``delay`` ``rho > 0``, the iterate
+    ``round(rho t*)`` iterations after it (:func:`delay_steps`; until that one is reached, the minimum itself);
+    fire when :func:`patience_exhausted` says so, counting from the minimum, and not before the delayed iterate
+    was kept. ``kept_value`` is the criterion at the returned iterate."""
+
+    def __init__(self, patience: int, delay: float = 0.0):
         super().__init__()
         if patience < 1:
             raise ValueError("patience must be at least 1")
+        if not delay >= 0:
+            raise ValueError("delay must be a fraction >= 0")
         self.patience = patience
+        self.delay = delay
         self.best_value = math.inf
+        self.minimum_iteration: int | None = None
+        self.kept_value: float | None = None
 
     def _criterion(self, obs: Observation) -> float | None:
         raise NotImplementedError
@@ -164,21 +189,33 @@ class _MinimumWithPatience(Stopper):
     def _patience_start(self, obs: Observation) -> int:
         return 0
 
+    def _keep(self, obs: Observation) -> None:
+        super()._keep(obs)
+        self.kept_value = self.value
+
+    def summary(self) -> dict:
+        return {**super().summary(), "minimum_iteration": self.minimum_iteration, "delay": self.delay}
+
     def _update(self, obs: Observation) -> bool:
         self.value = self._criterion(obs)
         if self.value is None:
             return False
         if self.value < self.best_value:
             self.best_value = self.value
+            self.minimum_iteration = obs.iteration
             self._keep(obs)
-        return patience_exhausted(obs.iteration, self.best_iteration or 0, self._patience_start(obs), self.patience)
+        delay = delay_steps(self.minimum_iteration or 0, self.delay)
+        if delay and self.best_iteration < self.minimum_iteration + delay <= obs.iteration:
+            self._keep(obs)
+        return patience_exhausted(obs.iteration, self.minimum_iteration or 0, self._patience_start(obs),
+                                  max(self.patience, delay))
 
 
 class _FinalStageMinimum(_MinimumWithPatience):
     """A minimum whose patience counts only from the first step of the curriculum's final stage."""
 
-    def __init__(self, patience: int):
-        super().__init__(patience)
+    def __init__(self, patience: int, delay: float = 0.0):
+        super().__init__(patience, delay)
         self.final_start: int | None = None
 
     def _patience_start(self, obs: Observation) -> int:
@@ -371,14 +408,18 @@ class RecorruptionStopper(_FinalStageMinimum):
         Estimate the cross term ``-2 (sigma/a) mean(n z)`` of the validation error from a pilot ``g(y)``
         (:func:`dipddpm.pilot.pilot_estimate`, :func:`noise_cross_estimate`) and remove it from the PSNR
         estimate. The stop does not change (the term is the same at every iteration).
+    delay : float
+        Return the iterate ``round(delay t*)`` iterations after the validation minimum ``t*`` (0: the minimum;
+        what ensemble members use, :attr:`dipddpm.config.StoppingConfig.ensemble_delay`).
     """
 
     name = "recorruption"
 
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
                  patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
-                 weights: torch.Tensor | None = None, declipped: bool = False, correct_cross: bool = True):
-        super().__init__(patience)
+                 weights: torch.Tensor | None = None, declipped: bool = False, correct_cross: bool = True,
+                 delay: float = 0.0):
+        super().__init__(patience, delay)
         self.declipped = declipped and clipped
         self.observation = observation
         self.validation = validation_target(observation, noise, sigma, ratio)
@@ -407,7 +448,7 @@ class RecorruptionStopper(_FinalStageMinimum):
             return None
         if self._pieces is None or self._pieces.iteration != self.best_iteration:
             measured = self.best_output if self._best_measured is None else self._best_measured
-            weights, gain, value = self.weights, 1.0, self.best_value
+            weights, gain, value = self.weights, 1.0, self.kept_value
             if self.declipped:
                 fit = measured.detach().double().clamp(0.0, 1.0)
                 slope = clipped_mean_slope(clipped_mean_inverse(fit.cpu().numpy(), self.sigma), self.sigma)
@@ -530,7 +571,7 @@ class RecorruptionStopper(_FinalStageMinimum):
 
     def summary(self) -> dict:
         return {**super().summary(), "estimated_psnr": self.estimated_psnr,
-                "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.best_value,
+                "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.kept_value,
                 "estimated_mse": self.estimated_mse, "error_gain": self.error_gain,
                 "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
                 "cross_correction": self.cross_correction,
@@ -745,13 +786,16 @@ class HeldOutStopper(_FinalStageMinimum):
         The elementwise loss ``l(prediction, observation)``.
     patience : int
         Iterations without a new minimum (within the final stage) before firing.
+    delay : float
+        Return the iterate ``round(delay t*)`` iterations after the minimum ``t*`` (0: the minimum).
     """
 
     name = "held-out"
 
     def __init__(self, observation: torch.Tensor, held_out: torch.Tensor,
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], patience: int = 150):
-        super().__init__(patience)
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], patience: int = 150,
+                 delay: float = 0.0):
+        super().__init__(patience, delay)
         if held_out.shape != observation.shape or not bool(held_out.sum() > 0):
             raise ValueError("the held-out weights need the observation's shape and at least one held-out value")
         self.observation = observation
@@ -762,7 +806,7 @@ class HeldOutStopper(_FinalStageMinimum):
         return float(weighted_mean(self.loss(obs.measured, self.observation), self.held_out))
 
     def summary(self) -> dict:
-        return {**super().summary(), "held_out_values": int(self.held_out.sum()), "validation_loss": self.best_value}
+        return {**super().summary(), "held_out_values": int(self.held_out.sum()), "validation_loss": self.kept_value}
 
 
 class FixedStopper(Stopper):
