@@ -3,9 +3,11 @@
 For each noisy crop the package runs the members of a ``K``-member ensemble one by one
 (:func:`dipddpm.restore.ensemble_members`, the default settings, σ estimated unless ``--sigma-given``) and
 scores every prefix
-of 1, 2, 4, … members with :func:`dipddpm.restore.combine_members` — the ensemble of the first ``k``
+of 2, 4, … members with :func:`dipddpm.restore.combine_members` — the ensemble of the first ``k``
 members is exactly what ``DenoiserConfig(ensemble=k)`` returns, so one ``K = 4`` run gives the
-``K = 1, 2, 4`` rows. Member 0 is the single default run.
+``K = 2, 4`` rows. The ``K = 1`` row is the single default run of the same seed: member 0 itself when members
+return their minimum (``StoppingConfig.ensemble_delay = 0``, before the eleventh session), else a run of its own
+(member 0's trajectory, returned at its minimum).
 
 Per prefix: the auto-stopped PSNR and SSIM of the average, the average of the members' own oracle
 iterates (best true PSNR of each run up to its stop; evaluation only) and the gap between the two,
@@ -42,7 +44,7 @@ from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr, ssim
-from dipddpm.restore import combine_members, draw_noise, ensemble_members
+from dipddpm.restore import combine_members, draw_noise, ensemble_members, restore_tensor
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
@@ -103,6 +105,9 @@ def measure(args) -> None:
             y, x = _tensor(noisy), _tensor(clean)
             given = sigma255 / 255 if args.sigma_given else None
             members = list(ensemble_members(y, given, config=config, seed=args.seed, reference=x))
+            single = members[0] if config.stopping.ensemble_delay == 0 or args.members == 1 else (
+                members[0][0], restore_tensor(y, given, config=replace(config, ensemble=1), seed=args.seed,
+                                              reference=x))
             plan_z = {m.pair: draw_noise(y.shape, m.seed) for m, _ in members if m.sign == 1}
             rows = [member_row(m, r, y, x, args.seed, plan_z) for m, r in members]
             if args.save_outputs:
@@ -115,7 +120,7 @@ def measure(args) -> None:
                     "sigma_used": members[0][1].sigma_used, "sigma_source": members[0][1].sigma_source}
             with out.open("a") as f:
                 for k in prefix_sizes(args.members):
-                    result = combine_members(members[:k], x)
+                    result = combine_members([single] if k == 1 else members[:k], x)
                     image = _numpy(result.image)
                     row = {**base, "method": "ours", "members_used": k, "psnr": psnr(image, clean),
                            "ssim": ssim(image, clean, channel_axis=-1), "oracle_psnr": result.evaluation["oracle_psnr"],

@@ -72,7 +72,7 @@ def _noisy(sigma=0.1, seed=0):
 
 def test_an_ensemble_run_averages_its_members_and_member_0_is_the_single_run():
     clean, y = _noisy()
-    config = replace(TINY, ensemble=3)
+    config = replace(TINY, ensemble=3, stopping=replace(TINY.stopping, ensemble_delay=0.0))  # members at their minimum
     members = list(ensemble_members(y, None, config=config, seed=4, reference=clean))
     single = restore_tensor(y, None, config=TINY, seed=4, reference=clean)
     assert torch.equal(members[0][1].image, single.image)

@@ -108,7 +108,9 @@ class StoppingConfig:
         that iterate was reached). 0 for a single run: the minimum is its best estimate.
     ensemble_delay : float
         The ``delay`` of each member of an ensemble of two or more (:func:`dipddpm.restore.ensemble_members`):
-        an average of members can afford later, less smoothed members than one run alone.
+        an average of members can afford later, less smoothed members than one run alone. 0.15: chosen on the
+        tuning crops (seed 0) at sigma 25 and 50 among 0.05-0.3, confirmed on the report crops (seed 1) at
+        sigma 15, 25 and 50 (``benchmarks/ensemble_stop_probe.py``; ``benchmarks/results/ensemble/README.md``).
     """
 
     patience: int = 150
@@ -121,7 +123,7 @@ class StoppingConfig:
     discrepancy_tau: float = 1.0
     fixed_iterations: int = 1800
     delay: float = 0.0
-    ensemble_delay: float = 0.0
+    ensemble_delay: float = 0.15
 
 
 @dataclass(frozen=True)

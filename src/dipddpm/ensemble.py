@@ -3,7 +3,8 @@
 Member ``2p`` of an ensemble trains on ``y + a sigma z_p`` and member ``2p + 1`` on ``y - a sigma z_p``
 (validated on ``y - (sigma/a) z_p`` and ``y + (sigma/a) z_p``); every member has its own
 initialisation, input code and jitter, and its own stop. The result is the average of the members'
-returned iterates. Member 0 is exactly the single run of the same seed.
+returned iterates. Member 0 trains exactly as the single run of the same seed; in an ensemble of two or more
+each member returns an iterate a little after its own minimum (``StoppingConfig.ensemble_delay``).
 """
 
 from __future__ import annotations
