@@ -109,8 +109,9 @@ class StoppingConfig:
     ensemble_delay : float
         The ``delay`` of each member of an ensemble of two or more (:func:`dipddpm.restore.ensemble_members`):
         an average of members can afford later, less smoothed members than one run alone. 0.15: chosen on the
-        tuning crops (seed 0) at sigma 25 and 50 among 0.05-0.3, confirmed on the report crops (seed 1) at
-        sigma 15, 25 and 50 (``benchmarks/ensemble_stop_probe.py``; ``benchmarks/results/ensemble/README.md``).
+        tuning crops (seed 0) at sigma 25 among 0.05-0.3 (at sigma 50 the best fixed delay there, 50 iterations,
+        is 0.1-0.2 of the minimum's iteration), confirmed on the report crops (seed 1) at sigma 15, 25 and 50
+        (``benchmarks/ensemble_stop_probe.py``; ``benchmarks/results/ensemble/README.md``).
     """
 
     patience: int = 150

@@ -8,9 +8,11 @@ the default uses it only at sigma <= 18/255, 28/255 in the tiles of a large imag
 sooner and no lower, on 128² crops at sigma = 25 a third sooner but 0.08-0.16 dB lower; at sigma = 50
 it is up to 1.6 dB worse (the peak itself is lower) for little time saved.
 
-``quality`` averages four runs in antithetic pairs (:mod:`dipddpm.ensemble`); on the 128² tuning crops (seed 0,
-issue 13, ``benchmarks/results/ensemble/README.md``) four runs gained +0.55 / +0.57 / +0.38 dB over one at
-sigma = 15 / 25 / 50 and two runs +0.40 / +0.41 / +0.23 dB. The default stays one run, for time.
+``quality`` averages four runs in antithetic pairs (:mod:`dipddpm.ensemble`), each returning an iterate a little
+after its own minimum (``StoppingConfig.ensemble_delay``); on the 128² report crops (seed 1, issue 13,
+``benchmarks/results/ensemble/README.md``) four runs gained +0.65 / +0.70 / +0.64 dB over one at
+sigma = 15 / 25 / 50 and two runs +0.44 / +0.45 / +0.45 dB, for 4x and 2x the time. The default stays one run,
+for time.
 
 A preset is a :class:`~dipddpm.config.DenoiserConfig` plus the stopper it is meant to run with.
 ``paper`` reproduces the denoising recipe of Ulyanov, Vedaldi & Lempitsky (*Deep Image Prior*,
