@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
-from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
@@ -95,9 +95,7 @@ def measure(args) -> None:
         f.write(json.dumps({"meta": script_meta("benchmarks/ensemble.py")}) + "\n")
     config = replace(DenoiserConfig(), ensemble=args.members)
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
-        name = f"{path.parent.name}/{path.stem}"
-        clean = load_clean(path, args.crop)
-        clean = clean[..., None] if clean.ndim == 2 else clean  # grey images as one channel
+        name, clean = load_crop(path, args.crop)
         for sigma255 in args.sigma:
             if (name, sigma255, args.seed) in done:
                 continue

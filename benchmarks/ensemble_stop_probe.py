@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.report import read_records, replay_minimum
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
@@ -116,9 +116,7 @@ def measure(args) -> None:
     config = replace(base_config, ensemble=args.members,
                      stopping=replace(base_config.stopping, patience=args.run_patience))
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
-        name = f"{path.parent.name}/{path.stem}"
-        clean = load_clean(path, args.crop)
-        clean = clean[..., None] if clean.ndim == 2 else clean
+        name, clean = load_crop(path, args.crop)
         for sigma255 in args.sigma:
             if (name, sigma255, args.seed) in done:
                 continue

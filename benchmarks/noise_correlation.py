@@ -23,7 +23,7 @@ import statistics
 
 import numpy as np
 
-from dipddpm.bench.data import list_images, load_clean, make_noisy, noise_seed
+from dipddpm.bench.data import list_images, load_crop, make_noisy, noise_seed
 from dipddpm.config import StagingConfig
 from dipddpm.noise import add_gaussian_noise, estimate_sigma
 from dipddpm.restore import draw_noise
@@ -55,9 +55,7 @@ def main() -> None:
         sigma = sigma255 / 255
         found: dict = {"unclipped": [], "clipped": [], "estimated": [], "sigma_ratio": []}
         for path in paths:
-            clean = load_clean(path, args.crop)
-            clean = clean[..., None] if clean.ndim == 2 else clean
-            name = f"{path.parent.name}/{path.stem}"
+            name, clean = load_crop(path, args.crop)
             noisy = make_noisy(clean, name, sigma255, args.seed)
             gaussian = add_gaussian_noise(clean, sigma, np.random.default_rng(noise_seed(name, sigma255, args.seed)),
                                           clip=False, bits=None)

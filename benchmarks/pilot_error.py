@@ -21,7 +21,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.restoration import denoise_nl_means
 
-from dipddpm.bench.data import list_images, load_clean, make_noisy
+from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.noise import clipped_noise_moments
 from dipddpm.pilot import pilot_estimate
 
@@ -54,9 +54,8 @@ def main() -> None:
     for sigma255 in (float(s) for s in args.sigma.split(",")):
         ratios: dict = {}
         for path in paths:
-            clean = load_clean(path, args.crop)
-            clean = clean[..., None] if clean.ndim == 2 else clean
-            noisy = make_noisy(clean, f"{path.parent.name}/{path.stem}", sigma255, args.seed)
+            row_name, clean = load_crop(path, args.crop)
+            noisy = make_noisy(clean, row_name, sigma255, args.seed)
             bias, _ = clipped_noise_moments(clean, sigma255 / 255)
             mean = clean + bias
             noise_energy = float(np.mean((noisy - mean) ** 2))

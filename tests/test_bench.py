@@ -6,7 +6,7 @@ import torch
 from conftest import smooth_image
 
 from dipddpm.bench import METHODS, BenchSpec, run_bench
-from dipddpm.bench.data import load_clean, make_noisy, noise_seed
+from dipddpm.bench.data import load_clean, load_crop, make_noisy, noise_seed
 from dipddpm.bench.methods import DipMethod
 from dipddpm.bench.zsn2n import zsn2n_denoise
 from dipddpm.config import DenoiserConfig, StagingConfig
@@ -52,6 +52,16 @@ def test_centre_crop(folder):
     crop = load_clean(folder / "img0.png", 16)
     assert crop.shape == (16, 16, 3)
     assert np.array_equal(crop, full[4:20, 7:23])
+
+
+def test_a_crop_is_named_by_its_folder_and_keeps_a_channel_axis(folder, tmp_path):
+    name, crop = load_crop(folder / "img0.png", 16)
+    assert name == f"{folder.name}/img0"
+    assert np.array_equal(crop, load_clean(folder / "img0.png", 16))
+    grey = tmp_path / "grey.png"
+    write_image(grey, np.round(smooth_image(20, 20, channels=1) * 255).astype(np.uint8))
+    name, crop = load_crop(grey, 16)
+    assert name == f"{tmp_path.name}/grey" and crop.shape == (16, 16, 1)
 
 
 def test_bench_writes_rows_reports_and_resumes(folder, tmp_path, tiny_methods):

@@ -48,6 +48,13 @@ def load_clean(path: Path, crop: int | None = None) -> np.ndarray:
     return np.ascontiguousarray(centre_crop(image, crop) if crop else image)
 
 
+def load_crop(path: Path, crop: int | None = None) -> tuple[str, np.ndarray]:
+    """The row name ``folder/stem`` of an image (the ``name`` of :func:`make_noisy`) and its clean crop
+    (:func:`load_clean`) with a channel axis: (H, W, 3), or (H, W, 1) for a grey image."""
+    clean = load_clean(path, crop)
+    return f"{path.parent.name}/{path.stem}", clean[..., None] if clean.ndim == 2 else clean
+
+
 def centre_crop(image: np.ndarray, crop: int) -> np.ndarray:
     """``image[(H - c) // 2 : (H - c) // 2 + c, (W - c) // 2 : (W - c) // 2 + c]``; a side shorter than ``crop``
     is kept whole."""
