@@ -125,6 +125,7 @@ class StoppingConfig:
     fixed_iterations: int = 1800
     delay: float = 0.0
     ensemble_delay: float = 0.15
+    clip_aware_validation: bool = False
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,7 @@ class _RunInputs:
     weights: torch.Tensor | None
     held_out: torch.Tensor | None
     declip: bool
+    clip_aware: bool
 
 
 def _needs_sigma(name: str, sigma: float | None) -> None:
@@ -185,7 +186,7 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
         return RecorruptionStopper(run_in.y, run_in.z, run_in.sigma, a, st.patience, clipped=run_in.clipped,
                                    sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights,
-                                   declipped=run_in.declip, delay=st.delay)
+                                   declipped=run_in.declip, delay=st.delay, clip_aware=run_in.clip_aware)
     if name == "held-out":
         return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience, delay=st.delay)
     if name == "es-wmv":
@@ -480,11 +481,13 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         held_out = draw_holdout(measured, config.stopping.holdout, seed)
         train_weights = measured * (1.0 - held_out)
     plain_denoising = gaussian and photons is None and isinstance(physics, Identity)
-    declip = plain_denoising and config.declip and touches_bounds(observation.cpu().numpy())
+    bounded = plain_denoising and touches_bounds(observation.cpu().numpy())
+    declip = bounded and config.declip
     run_in = _RunInputs(y=observation, z=z, sigma=sigma, model=model, config=config, reference=reference,
                         clipped=bool(observation.min() >= 0 and observation.max() <= 1),
                         sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
-                        weights=weights, held_out=held_out, declip=declip)
+                        weights=weights, held_out=held_out, declip=declip,
+                        clip_aware=bounded and config.stopping.clip_aware_validation)
     stoppers = {name: _build_stopper(name, run_in) for name in names}
     config = replace(config, train=config.train_for(sigma)) if plain_denoising else config
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),

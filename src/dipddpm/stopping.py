@@ -226,11 +226,13 @@ class _FinalStageMinimum(_MinimumWithPatience):
         return self.final_start
 
 
-def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float) -> torch.Tensor:
-    """The recorruption validation copy ``ytilde = y - (sigma / a) * z``.
+def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
+                      scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The recorruption validation copy ``ytilde = y - c z``, ``c = sigma / a`` (or a given per-value ``c``).
 
     For Gaussian ``n``, ``n + a sigma z`` and ``n - (sigma / a) z`` are uncorrelated,
-    hence independent: a net trained on ``y + a sigma z`` never sees ``ytilde``'s noise.
+    hence independent: a net trained on ``y + a sigma z`` never sees ``ytilde``'s noise. For clipped
+    noise of variance ``v < sigma^2`` the scale of :func:`validation_scale` keeps them uncorrelated.
 
     Parameters
     ----------
@@ -240,17 +242,49 @@ def validation_target(observation: torch.Tensor, noise: torch.Tensor, sigma: flo
         Noise standard deviation of ``y``.
     ratio : float
         ``a > 0``.
+    scale : torch.Tensor, optional
+        ``c`` per value (:func:`validation_scale`); default ``sigma / a`` everywhere.
 
     Returns
     -------
     torch.Tensor
     """
-    return observation - (sigma / ratio) * noise
+    return observation - (sigma / ratio if scale is None else scale) * noise
+
+
+def validation_scale(sigma: float, ratio: float, pilot: torch.Tensor) -> torch.Tensor:
+    """``c = v(x_hat) / (a sigma)``: the validation noise's scale that keeps it uncorrelated with clipped noise.
+
+    For ``y = clip(x + n, 0, 1)`` the noise about the clipped mean, ``e = y - m(x)``, has variance ``v(x) <= sigma^2``
+    (:func:`dipddpm.noise.clipped_noise_moments`), so ``E[(e + a sigma z)(e - c z)] = v - a sigma c``: zero for
+    ``c = v / (a sigma)``, negative (``v - sigma^2``) for the plain ``c = sigma / a``. ``x`` is unknown; ``x_hat =
+    m^{-1}(g)`` from a pilot ``g(y)`` (:func:`dipddpm.pilot.pilot_estimate`), which never sees ``z``, so the copy
+    ``y - c z`` stays a function of ``y`` and ``z`` whose noise is uncorrelated with the training noise up to the
+    pilot's error in ``v``.
+
+    Parameters
+    ----------
+    sigma : float
+        Noise standard deviation of ``y`` before clipping.
+    ratio : float
+        ``a > 0``.
+    pilot : torch.Tensor
+        ``g(y)``, an estimate of the clipped mean.
+
+    Returns
+    -------
+    torch.Tensor
+        ``c``, float64, the shape and device of ``pilot``.
+    """
+    clean = clipped_mean_inverse(pilot.detach().double().clamp(0.0, 1.0).cpu().numpy(), sigma)
+    bias, second = clipped_noise_moments(clean, sigma)
+    return torch.from_numpy((second - bias**2) / (ratio * sigma)).to(pilot.device)
 
 
 def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimate: torch.Tensor | None = None,
-                        weights: torch.Tensor | None = None, central: bool = False) -> float:
-    """What to subtract from the validation error to estimate the MSE: ``s^2 + (sigma/a)^2 * mean(z^2)``.
+                        weights: torch.Tensor | None = None, central: bool = False,
+                        scale: torch.Tensor | None = None) -> float:
+    """What to subtract from the validation error to estimate the MSE: ``s^2 + mean((c z)^2)``, ``c = sigma/a``.
 
     Without clipping ``E ||xbar - ytilde||^2 / N = MSE(xbar, x) + sigma^2 + (sigma/a)^2 mean(z^2)``, so
     ``s^2 = sigma^2`` and, with ``mean(z^2) -> 1``, this is the ``sigma^2 (1 + 1/a^2)`` of the method; using
@@ -264,7 +298,8 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
     evaluated at ``x = m^{-1}(xbar)`` (:func:`dipddpm.noise.clipped_mean_inverse`); the small ``mean(b d)``
     is left out. With ``central``, ``s^2 = mean(v)``: ``v - offset`` then estimates ``mean(d^2)``, the error
     of the fit as an estimate of ``m(x)`` (what a declipped result needs). With ``weights``, the means run
-    over the weighted values only.
+    over the weighted values only. With a per-value ``scale`` ``c`` (:func:`validation_scale`), the copy's own
+    noise is ``c z`` and its energy ``mean((c z)^2)``.
 
     Parameters
     ----------
@@ -280,6 +315,8 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
         0/1 weights of the measured values that count (default: all).
     central : bool
         Subtract the clipped noise's variance only (above).
+    scale : torch.Tensor, optional
+        The validation copy's ``c`` per value (default ``sigma / a``).
 
     Returns
     -------
@@ -292,11 +329,13 @@ def recorruption_offset(sigma: float, ratio: float, noise: torch.Tensor, estimat
         w = None if weights is None else np.broadcast_to(weights.detach().double().cpu().numpy(), clean.shape)
         bias, second = clipped_noise_moments(clean, sigma)
         energy = float(np.average(second - (1 if central else 2) * bias**2, weights=w))
-    return energy + (sigma / ratio) ** 2 * _z_energy(noise, weights)
+    return energy + _z_energy(noise if scale is None else scale * noise, weights,
+                              (sigma / ratio) ** 2 if scale is None else 1.0)
 
 
-def _z_energy(noise: torch.Tensor, weights: torch.Tensor | None) -> float:
-    return float(weighted_mean(noise.double() ** 2, None if weights is None else weights.double()))
+def _z_energy(noise: torch.Tensor, weights: torch.Tensor | None, factor: float = 1.0) -> float:
+    """``factor * mean_w(noise^2)``."""
+    return factor * float(weighted_mean(noise.double() ** 2, None if weights is None else weights.double()))
 
 
 def noise_cross_estimate(observation: torch.Tensor, pilot: torch.Tensor, noise: torch.Tensor,
@@ -346,7 +385,8 @@ def estimated_psnr(validation_mse: float, offset: float) -> float | None:
 @dataclass(frozen=True)
 class _RecorruptionEstimate:
     """The pieces of a recorruption estimate at one returned iterate: the weighted validation error ``value``,
-    the weighted ``offset``, ``gain`` (the weights' mean), the weighted ``mean(z^2)``, the effective count
+    the weighted ``offset``, ``gain`` (the weights' mean), the weighted energy ``mean((c z)^2)`` of the validation
+    copy's own noise (``c = sigma/a`` or :func:`validation_scale`), the effective count
     of values ``(sum w)^2 / sum w^2``, the correction ``cross = 2 (sigma/a) c_hat`` for the cross term
     (:func:`noise_cross_estimate`; 0 without a pilot) and ``pilot_distance = mean_w((A xbar - g)^2)`` (None
     without a pilot)."""
@@ -355,7 +395,7 @@ class _RecorruptionEstimate:
     value: float
     offset: float
     gain: float
-    z_energy: float
+    copy_energy: float
     count: float
     cross: float = 0.0
     pilot_distance: float | None = None
@@ -411,6 +451,10 @@ class RecorruptionStopper(_FinalStageMinimum):
     delay : float
         Return the iterate ``round(delay t*)`` iterations after the validation minimum ``t*`` (0: the minimum;
         what ensemble members use, :attr:`dipddpm.config.StoppingConfig.ensemble_delay`).
+    clip_aware : bool
+        For a clipped observation, validate on ``y - c z`` with ``c = v(x_hat) / (a sigma)`` per value
+        (:func:`validation_scale`, ``x_hat`` from the pilot), whose noise is uncorrelated with the clipped
+        training noise; the offset and the cross term follow ``c``.
     """
 
     name = "recorruption"
@@ -418,11 +462,16 @@ class RecorruptionStopper(_FinalStageMinimum):
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
                  patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
                  weights: torch.Tensor | None = None, declipped: bool = False, correct_cross: bool = True,
-                 delay: float = 0.0):
+                 delay: float = 0.0, clip_aware: bool = False):
         super().__init__(patience, delay)
         self.declipped = declipped and clipped
         self.observation = observation
-        self.validation = validation_target(observation, noise, sigma, ratio)
+        self._pilot: torch.Tensor | None = None
+        self.scale: torch.Tensor | None = None
+        if clip_aware and clipped:
+            self._pilot = pilot_estimate(observation, sigma)
+            self.scale = validation_scale(sigma, ratio, self._pilot).to(observation.dtype)
+        self.validation = validation_target(observation, noise, sigma, ratio, self.scale)
         self.noise = noise
         self.sigma = sigma
         self.ratio = ratio
@@ -430,12 +479,17 @@ class RecorruptionStopper(_FinalStageMinimum):
         self.sigma_rel_error = sigma_rel_error
         self.weights = weights
         self.correct_cross = correct_cross
-        self._pilot: torch.Tensor | None = None
         self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
         self._pieces: _RecorruptionEstimate | None = None
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.measured, self.validation, self.weights)
+
+    def _copy_energy(self, weights: torch.Tensor | None) -> float:
+        """``mean_w((c z)^2)``, the validation copy's own noise energy."""
+        if self.scale is None:
+            return _z_energy(self.noise, weights, (self.sigma / self.ratio) ** 2)
+        return _z_energy(self.scale * self.noise, weights)
 
     def _keep(self, obs: Observation) -> None:
         super()._keep(obs)
@@ -459,17 +513,19 @@ class RecorruptionStopper(_FinalStageMinimum):
                 value = _mse(measured.detach().double(), self.validation.double(), weights)
             full = torch.broadcast_to(torch.as_tensor(1.0 if weights is None else weights).double(), self.noise.shape)
             offset = recorruption_offset(self.sigma, self.ratio, self.noise, measured if self.clipped else None,
-                                         weights, central=self.declipped)
+                                         weights, central=self.declipped, scale=self.scale)
             cross, distance = 0.0, None
             if self.correct_cross:
                 if self._pilot is None:
                     self._pilot = pilot_estimate(self.observation, self.sigma)
-                cross = 2 * (self.sigma / self.ratio) * noise_cross_estimate(self.observation, self._pilot,
-                                                                             self.noise, weights)
+                cross = (2 * (self.sigma / self.ratio) * noise_cross_estimate(self.observation, self._pilot,
+                                                                              self.noise, weights)
+                         if self.scale is None else
+                         2 * noise_cross_estimate(self.observation, self._pilot, self.scale * self.noise, weights))
                 distance = _mse(measured.detach().double(), self._pilot.double(), weights)
             self._pieces = _RecorruptionEstimate(
                 iteration=self.best_iteration, value=value, offset=offset, gain=gain,
-                z_energy=_z_energy(self.noise, weights), count=float(full.sum() ** 2 / (full**2).sum()),
+                copy_energy=self._copy_energy(weights), count=float(full.sum() ** 2 / (full**2).sum()),
                 cross=cross, pilot_distance=distance)
         return self._pieces
 
@@ -522,7 +578,7 @@ class RecorruptionStopper(_FinalStageMinimum):
             unknown = max(self._noise_energy(), 0.0)
         else:
             unknown = (math.sqrt(pieces.pilot_distance) + math.sqrt(max(pieces.fit_error, 0.0))) ** 2
-        return 2 * (self.sigma / self.ratio) * math.sqrt(unknown * pieces.z_energy / pieces.count)
+        return 2 * math.sqrt(unknown * pieces.copy_energy / pieces.count)
 
     @property
     def error_cross_sd(self) -> float | None:
@@ -547,7 +603,7 @@ class RecorruptionStopper(_FinalStageMinimum):
     def _noise_energy(self) -> float:
         """``s_e^2``: the offset less the validation noise's known part ``(sigma/a)^2 mean(z^2)``."""
         pieces = self._estimate()
-        return pieces.offset - (self.sigma / self.ratio) ** 2 * pieces.z_energy
+        return pieces.offset - pieces.copy_energy
 
     @property
     def offset_uncertainty(self) -> float | None:
