@@ -12,8 +12,10 @@ from dipddpm.engine import TrainConfig
 from dipddpm.ensemble import ensemble_mse, ensemble_mse_uncertainty, plan_members
 from dipddpm.executors import threads_per_worker
 from dipddpm.nets import NetConfig
+from dipddpm.noise import touches_bounds
+from dipddpm.pilot import pilot_estimate
 from dipddpm.restore import combine_members, draw_noise, ensemble_members, restore_tensor
-from dipddpm.stopping import recorruption_offset, validation_target
+from dipddpm.stopping import recorruption_offset, validation_scale, validation_target
 
 TINY = DenoiserConfig(train=TrainConfig(max_iter=8, net=NetConfig(channels=8, depth=3, input_channels=8)),
                       staging=StagingConfig(num_stages=1))
@@ -97,8 +99,10 @@ def test_each_member_trains_on_its_own_sign_of_z():
     _, y = _noisy()
     members = list(ensemble_members(y, 0.1, config=replace(TINY, ensemble=2, declip=False), seed=1))
     z = draw_noise(y.shape, 1)
+    assert touches_bounds(y.numpy())  # clipped: the copy is y -/+ c z with the clip-aware scale c
+    scale = validation_scale(0.1, 0.25, pilot_estimate(y, 0.1)).to(y.dtype)
     validation = [r.stoppers["recorruption"] for _, r in members]
-    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, 0.1, 0.25)) ** 2).mean())
+    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, 0.1, 0.25, scale)) ** 2).mean())
                 for m, r in members]
     assert [v["validation_mse"] for v in validation] == pytest.approx(expected, rel=1e-5)
     pair = combine_members(members)

@@ -7,7 +7,7 @@ from conftest import smooth_image
 
 from dipddpm.errors import InputError
 from dipddpm.metrics import tensor_psnr
-from dipddpm.noise import clipped_mean_inverse, clipped_mean_slope
+from dipddpm.noise import clipped_mean_inverse, clipped_mean_slope, clipped_noise_moments
 from dipddpm.noise_models import NOISE_MODELS
 from dipddpm.restore import declipped
 from dipddpm.stopping import (
@@ -25,6 +25,8 @@ from dipddpm.stopping import (
     noise_cross_estimate,
     patience_exhausted,
     recorruption_offset,
+    validation_scale,
+    validation_target,
 )
 
 SHAPE = (1, 3, 24, 24)
@@ -441,3 +443,63 @@ def test_until_the_delayed_iterate_is_reached_the_minimum_is_returned():
     assert (s.minimum_iteration, s.best_iteration, s.fired_at) == (100, 100, None)
     with pytest.raises(ValueError):
         RecorruptionStopper(torch.zeros(SHAPE), torch.zeros(SHAPE), 0.1, 0.5, delay=-0.1)
+
+
+def _clipped_ramp(size=64, sigma=0.2, seed=0):
+    """A clean ramp through black and white, its clipped noisy copy, the clipped mean and a fixed z (float64)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.linspace(-0.1, 1.1, size, dtype=torch.float64).clamp(0, 1).expand(1, 3, size, size).contiguous()
+    y = (x + sigma * torch.randn(x.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    z = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    bias, _ = clipped_noise_moments(x.numpy(), sigma)
+    return x, y, z, x + torch.from_numpy(bias)
+
+
+def test_validation_scale_decorrelates_clipped_training_and_validation_noise():
+    """E[(e + a s z)(e - c z)] = v - a s c: negative for c = s/a where the noise was clipped, zero for
+    c = v / (a s) (here from a perfect pilot, the clipped mean itself). With z and -z the terms linear in z,
+    whose sampling error is large at a = 1/4, cancel."""
+    sigma, a = 0.2, 0.25
+    plain, aware = [], []
+    for seed in range(8):
+        _, y, noise, mean = _clipped_ramp(sigma=sigma, seed=seed)
+        e = y - mean
+        scale = validation_scale(sigma, a, mean)
+        for z in (noise, -noise):
+            train = e + a * sigma * z
+            plain.append(float((train * (e - sigma / a * z)).mean()) / sigma**2)
+            aware.append(float((train * (e - scale * z)).mean()) / sigma**2)
+    assert np.mean(plain) < -0.1  # a ramp a fifth of it black or white
+    assert abs(np.mean(aware)) < 0.03  # 4 standard errors of the mean over the 16 draws
+    assert torch.all(scale <= sigma / a + 1e-12) and torch.all(scale > 0)
+
+
+def test_validation_scale_is_sigma_over_a_far_from_the_bounds():
+    scale = validation_scale(0.05, 0.25, torch.full((1, 1, 4, 4), 0.5))
+    assert torch.allclose(scale, torch.full_like(scale, 0.05 / 0.25), rtol=1e-9)
+
+
+def test_offset_with_the_clip_aware_scale_is_unbiased_for_a_perfect_fit():
+    """A fit equal to the clipped mean has error 0: v - offset (central) must average 0 with the scaled copy."""
+    sigma, a = 0.2, 0.25
+    excess = []
+    for seed in range(8):
+        _, y, noise, mean = _clipped_ramp(sigma=sigma, seed=seed)
+        scale = validation_scale(sigma, a, mean)
+        for z in (noise, -noise):  # the cross term -2 mean(c e z) cancels over the pair
+            v = float(((mean - validation_target(y, z, sigma, a, scale)) ** 2).mean())
+            excess.append(v - recorruption_offset(sigma, a, z, mean, central=True, scale=scale))
+    assert abs(np.mean(excess)) < 0.05 * sigma**2  # 4 standard errors; the copy's own energy is ~16 sigma^2
+    assert np.std(excess) > 0  # not trivially zero
+
+
+def test_recorruption_stopper_is_clip_aware_only_on_clipped_data():
+    _, y, z, _ = _clipped_ramp(size=24)
+    plain = RecorruptionStopper(y, z, 0.2, 0.25, clipped=False, clip_aware=True)
+    assert plain.scale is None
+    assert torch.equal(plain.validation, validation_target(y, z, 0.2, 0.25))
+    aware = RecorruptionStopper(y, z, 0.2, 0.25, clipped=True, clip_aware=True)
+    assert aware.scale is not None and not torch.equal(aware.validation, plain.validation)
+    aware.observe(_obs(1, y))
+    plain.observe(_obs(1, y))
+    assert aware.offset < plain.offset  # the scaled copy carries less noise near black and white
