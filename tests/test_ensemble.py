@@ -99,10 +99,9 @@ def test_each_member_trains_on_its_own_sign_of_z():
     _, y = _noisy()
     members = list(ensemble_members(y, 0.1, config=replace(TINY, ensemble=2, declip=False), seed=1))
     z = draw_noise(y.shape, 1)
-    assert touches_bounds(y.numpy())  # clipped: the copy is y -/+ c z with the clip-aware scale c
-    scale = validation_scale(0.1, 0.25, pilot_estimate(y, 0.1)).to(y.dtype)
+    assert touches_bounds(y.numpy())  # clipped, yet members validate on the plain copy y -/+ (sigma/a) z
     validation = [r.stoppers["recorruption"] for _, r in members]
-    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, 0.1, 0.25, scale)) ** 2).mean())
+    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, 0.1, 0.25)) ** 2).mean())
                 for m, r in members]
     assert [v["validation_mse"] for v in validation] == pytest.approx(expected, rel=1e-5)
     pair = combine_members(members)
@@ -147,3 +146,17 @@ def test_members_of_an_ensemble_return_a_later_iterate_and_a_single_run_its_mini
     single = restore_tensor(y, 0.1, config=replace(config, ensemble=1), seed=0)
     assert [r.stoppers["recorruption"]["delay"] for _, r in members] == [0.25, 0.25]
     assert single.stoppers["recorruption"]["delay"] == 0.0
+
+
+def test_a_single_run_on_a_clipped_image_validates_on_the_clip_aware_copy():
+    _, y = _noisy()
+    config = replace(TINY, declip=False)
+    single = restore_tensor(y, 0.1, config=config, seed=1)
+    plain = restore_tensor(y, 0.1, config=replace(config, stopping=replace(config.stopping,
+                                                                           clip_aware_validation=False)), seed=1)
+    z = draw_noise(y.shape, 1)
+    scale = validation_scale(0.1, 0.25, pilot_estimate(y, 0.1)).to(y.dtype)
+    copies = (validation_target(y, z, 0.1, 0.25, scale), validation_target(y, z, 0.1, 0.25))
+    for result, copy in zip((single, plain), copies, strict=True):
+        expected = float(((result.outputs["recorruption"] - copy) ** 2).mean())
+        assert result.stoppers["recorruption"]["validation_mse"] == pytest.approx(expected, rel=1e-5)

@@ -119,7 +119,10 @@ class StoppingConfig:
         plain ``c = sigma / a`` is negatively correlated with it near black and white, which brings the
         validation minimum early. Single runs (thirteenth session, 8 tuning crops seed 0 and 8 report crops
         seed 1, 128 px): +0.06 / +0.07 dB at sigma 50 with sigma given, +0.08 / +0.07 dB with sigma estimated,
-        +0.02 dB at sigma 25, 0 at sigma 15 (``benchmarks/clip_aware_probe.py``).
+        +0.02 dB at sigma 25, 0 at sigma 15 (``benchmarks/clip_aware_probe.py``). Single runs only: members of an
+        ensemble keep the plain copy, with which ``ensemble_delay`` was chosen; with the clip-aware copy and that
+        delay they returned later iterates than the best (4 runs -0.05 dB at sigma 50, report crops seed 1,
+        ``benchmarks/results/clip-aware/README.md``).
     """
 
     patience: int = 150

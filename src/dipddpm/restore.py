@@ -555,7 +555,9 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
 
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
     and its own stop; in an ensemble of two or more a member returns the iterate
-    ``StoppingConfig.ensemble_delay`` times its minimum's iteration after its validation minimum. Sigma, when
+    ``StoppingConfig.ensemble_delay`` times its minimum's iteration after its validation minimum, on the plain
+    validation copy (``clip_aware_validation`` is for single runs: the delay was chosen with the plain copy,
+    whose minima come earlier on clipped images). Sigma, when
     it is estimated, is estimated by each run (the same value); a photon count, when estimated, once for all
     members (and the members' results say so). The members run at once in
     worker processes when :func:`~dipddpm.executors.runs_at_once` allows (``config.workers``), else one
@@ -585,8 +587,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     first_z = draw_noise(observation.shape, seed) if noise is None else noise
     callbacks = tuple(run_args.pop("callbacks", ()))
     workers = runs_at_once(len(plan), config.workers, str(observation.device), callbacks)
-    member_config = replace(config, ensemble=1, stopping=replace(
-        config.stopping, delay=config.stopping.ensemble_delay if len(plan) > 1 else config.stopping.delay))
+    member_config = replace(config, ensemble=1, stopping=config.stopping if len(plan) == 1 else replace(
+        config.stopping, delay=config.stopping.ensemble_delay, clip_aware_validation=False))
     runs = [{**run_args, "observation": observation, "sigma": sigma, "config": member_config,
              "seed": member.seed, "callbacks": callbacks if workers == 1 else (),
              "noise": member.sign * (first_z if member.pair == 0 else draw_noise(observation.shape,
