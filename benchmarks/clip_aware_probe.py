@@ -3,9 +3,10 @@
 On a clipped (8-bit) image the recorruption pair's noises are correlated near black and white: the training noise
 ``e + a σ z`` and the plain copy's ``e - (σ/a) z`` have covariance ``v - σ²`` per value (``v`` the clipped noise's
 variance), so the validation error rises faster than the true error past the minimum and the stop comes early
-(``benchmarks/noise_correlation.py``). ``StoppingConfig.clip_aware_validation`` validates on ``y - c z``,
-``c = v(x_hat) / (a σ)`` (:func:`dipddpm.stopping.validation_scale`), which removes the correlation. For each
-crop and σ this runs the package's single default run twice, ``clip_aware_validation`` off and on (same seed, same
+(``benchmarks/noise_correlation.py``). The clip-aware copy ``y - c z``, ``c = v(x_hat) / (a σ)``
+(:func:`dipddpm.stopping.validation_scale`), removes the correlation; the package uses it above
+``StoppingConfig.clip_aware_sigma_min``. For each crop and σ this runs the package's single default run twice,
+with the clip-aware copy off and on at every σ (``clip_aware_sigma_min`` infinite and 0; same seed, same
 noise, same ``z``), σ given (``--sigma given``) or estimated, and records the returned PSNR (declipped result),
 the run's oracle PSNR and iteration (evaluation only), the stop, and the recorruption stopper's own PSNR
 estimate and range (also where the package withholds it). Rows are appended as they finish; a rerun skips the
@@ -19,6 +20,7 @@ Usage:
 
 import argparse
 import json
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -57,7 +59,8 @@ def measure(args) -> None:
                 if (name, sigma255, args.seed, aware, given) in done:
                     continue
                 config = DenoiserConfig()
-                config = replace(config, stopping=replace(config.stopping, clip_aware_validation=aware))
+                config = replace(config, stopping=replace(config.stopping,
+                                                          clip_aware_sigma_min=0.0 if aware else math.inf))
                 start = time.perf_counter()
                 result = restore_tensor(y, sigma255 / 255 if given else None, config=config, seed=args.seed,
                                         reference=x)

@@ -95,13 +95,14 @@ def test_an_ensemble_run_averages_its_members_and_member_0_is_the_single_run():
         -10 * np.log10(float(((pair.image - clean) ** 2).mean())), abs=1e-4)
 
 
-def test_each_member_trains_on_its_own_sign_of_z():
+@pytest.mark.parametrize("sigma", [0.1, 0.2])  # below and above StoppingConfig.clip_aware_sigma_min
+def test_each_member_trains_on_its_own_sign_of_z(sigma):
     _, y = _noisy()
-    members = list(ensemble_members(y, 0.1, config=replace(TINY, ensemble=2, declip=False), seed=1))
+    members = list(ensemble_members(y, sigma, config=replace(TINY, ensemble=2, declip=False), seed=1))
     z = draw_noise(y.shape, 1)
     assert touches_bounds(y.numpy())  # clipped, yet members validate on the plain copy y -/+ (sigma/a) z
     validation = [r.stoppers["recorruption"] for _, r in members]
-    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, 0.1, 0.25)) ** 2).mean())
+    expected = [float(((r.outputs["recorruption"] - validation_target(y, m.sign * z, sigma, 0.25)) ** 2).mean())
                 for m, r in members]
     assert [v["validation_mse"] for v in validation] == pytest.approx(expected, rel=1e-5)
     pair = combine_members(members)
@@ -148,15 +149,14 @@ def test_members_of_an_ensemble_return_a_later_iterate_and_a_single_run_its_mini
     assert single.stoppers["recorruption"]["delay"] == 0.0
 
 
-def test_a_single_run_on_a_clipped_image_validates_on_the_clip_aware_copy():
+def test_a_single_run_on_a_clipped_image_validates_on_the_clip_aware_copy_above_its_sigma():
     _, y = _noisy()
     config = replace(TINY, declip=False)
-    single = restore_tensor(y, 0.1, config=config, seed=1)
-    plain = restore_tensor(y, 0.1, config=replace(config, stopping=replace(config.stopping,
-                                                                           clip_aware_validation=False)), seed=1)
+    assert 0.1 < config.stopping.clip_aware_sigma_min < 0.2
+    runs = {sigma: restore_tensor(y, sigma, config=config, seed=1) for sigma in (0.1, 0.2)}
     z = draw_noise(y.shape, 1)
-    scale = validation_scale(0.1, 0.25, pilot_estimate(y, 0.1)).to(y.dtype)
-    copies = (validation_target(y, z, 0.1, 0.25, scale), validation_target(y, z, 0.1, 0.25))
-    for result, copy in zip((single, plain), copies, strict=True):
-        expected = float(((result.outputs["recorruption"] - copy) ** 2).mean())
+    copies = {0.1: validation_target(y, z, 0.1, 0.25),
+              0.2: validation_target(y, z, 0.2, 0.25, validation_scale(0.2, 0.25, pilot_estimate(y, 0.2)).to(y.dtype))}
+    for sigma, result in runs.items():
+        expected = float(((result.outputs["recorruption"] - copies[sigma]) ** 2).mean())
         assert result.stoppers["recorruption"]["validation_mse"] == pytest.approx(expected, rel=1e-5)

@@ -112,17 +112,20 @@ class StoppingConfig:
         tuning crops (seed 0) at sigma 25 among 0.05-0.3 (at sigma 50 the best fixed delay there, 50 iterations,
         is 0.1-0.2 of the minimum's iteration), confirmed on the report crops (seed 1) at sigma 15, 25 and 50
         (``benchmarks/ensemble_stop_probe.py``; ``benchmarks/results/ensemble/README.md``).
-    clip_aware_validation : bool
-        Recorruption stopper on a clipped image (values on 0 or 1, plain Gaussian denoising): validate on
-        ``y - c z`` with ``c = v(x_hat) / (a sigma)``, ``v`` the clipped noise's variance at the pilot's estimate
-        (:func:`dipddpm.stopping.validation_scale`), whose noise is uncorrelated with the training noise; the
-        plain ``c = sigma / a`` is negatively correlated with it near black and white, which brings the
-        validation minimum early. Single runs (thirteenth session, 8 tuning crops seed 0 and 8 report crops
-        seed 1, 128 px): +0.06 / +0.07 dB at sigma 50 with sigma given, +0.08 / +0.07 dB with sigma estimated,
-        +0.02 dB at sigma 25, 0 at sigma 15 (``benchmarks/clip_aware_probe.py``). Single runs only: members of an
-        ensemble keep the plain copy, with which ``ensemble_delay`` was chosen; with the clip-aware copy and that
-        delay they returned later iterates than the best (4 runs -0.05 dB at sigma 50, report crops seed 1,
-        ``benchmarks/results/clip-aware/README.md``).
+    clip_aware_sigma_min : float
+        Recorruption stopper of a single run on a clipped image (values on 0 or 1, plain Gaussian denoising) at a
+        sigma above this: validate on ``y - c z`` with ``c = v(x_hat) / (a sigma)``, ``v`` the clipped noise's
+        variance at the pilot's estimate (:func:`dipddpm.stopping.validation_scale`), whose noise is uncorrelated
+        with the training noise; the plain ``c = sigma / a`` is negatively correlated with it near black and white,
+        which brings the validation minimum early. ``0``: at every sigma; ``math.inf``: never. Measured on single
+        runs (thirteenth session, 128 px crops, ``benchmarks/clip_aware_probe.py``): +0.06 / +0.07 dB at sigma 50
+        with sigma given (8 tuning crops seed 0 / 8 report crops seed 1), +0.08 / +0.07 dB with sigma estimated;
+        at sigma 15 and 25 the same result to 0.02 dB, but a more optimistic PSNR estimate at 25 (the plain copy's
+        correlation had hidden part of an optimistic error of the offset, ``docs/method.md`` 4e). Hence 35/255,
+        the level above which a clipped image's estimate is withheld anyway
+        (:data:`dipddpm.restore.ESTIMATE_CLIPPED_SIGMA_MAX`). Members of an ensemble keep the plain copy, with
+        which ``ensemble_delay`` was chosen (with the clip-aware copy and that delay 4 runs lost 0.03 dB at sigma
+        50, report crops seed 1, ``benchmarks/results/clip-aware/README.md``).
     """
 
     patience: int = 150
@@ -136,7 +139,7 @@ class StoppingConfig:
     fixed_iterations: int = 1800
     delay: float = 0.0
     ensemble_delay: float = 0.15
-    clip_aware_validation: bool = True
+    clip_aware_sigma_min: float = 35.0 / 255.0
 
 
 @dataclass(frozen=True)

@@ -487,7 +487,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                         clipped=bool(observation.min() >= 0 and observation.max() <= 1),
                         sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
                         weights=weights, held_out=held_out, declip=declip,
-                        clip_aware=bounded and config.stopping.clip_aware_validation)
+                        clip_aware=bounded and sigma is not None and sigma > config.stopping.clip_aware_sigma_min)
     stoppers = {name: _build_stopper(name, run_in) for name in names}
     config = replace(config, train=config.train_for(sigma)) if plain_denoising else config
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),
@@ -556,8 +556,8 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     Each member is a whole :func:`restore_tensor` run with its own seed, ``+z`` or ``-z`` of its pair,
     and its own stop; in an ensemble of two or more a member returns the iterate
     ``StoppingConfig.ensemble_delay`` times its minimum's iteration after its validation minimum, on the plain
-    validation copy (``clip_aware_validation`` is for single runs: the delay was chosen with the plain copy,
-    whose minima come earlier on clipped images). Sigma, when
+    validation copy (``StoppingConfig.clip_aware_sigma_min`` is for single runs: the delay was chosen with the
+    plain copy, whose minima come earlier on clipped images). Sigma, when
     it is estimated, is estimated by each run (the same value); a photon count, when estimated, once for all
     members (and the members' results say so). The members run at once in
     worker processes when :func:`~dipddpm.executors.runs_at_once` allows (``config.workers``), else one
@@ -588,7 +588,7 @@ def ensemble_members(observation: torch.Tensor, sigma: float | None = None, *, c
     callbacks = tuple(run_args.pop("callbacks", ()))
     workers = runs_at_once(len(plan), config.workers, str(observation.device), callbacks)
     member_config = replace(config, ensemble=1, stopping=config.stopping if len(plan) == 1 else replace(
-        config.stopping, delay=config.stopping.ensemble_delay, clip_aware_validation=False))
+        config.stopping, delay=config.stopping.ensemble_delay, clip_aware_sigma_min=math.inf))
     runs = [{**run_args, "observation": observation, "sigma": sigma, "config": member_config,
              "seed": member.seed, "callbacks": callbacks if workers == 1 else (),
              "noise": member.sign * (first_z if member.pair == 0 else draw_noise(observation.shape,
