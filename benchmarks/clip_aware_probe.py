@@ -85,13 +85,15 @@ def _estimate_cells(rows: list[dict]) -> str:
 
 
 def report(rows: list[dict]) -> str:
+    """One line per (σ, σ source, seed, result file): rows carry their file's stem as ``file``."""
     pairs: dict = {}
     for r in rows:
-        pairs.setdefault((r["sigma"], r["given"], r["seed"]), {}).setdefault(r["image"], {})[r["aware"]] = r
-    lines = ["| σ | σ source | seed | n | PSNR plain | PSNR clip-aware | gain: mean [min, max] | stop − oracle it. "
-             "(median) plain / aware | estimate: median abs error, within 1 dB, range holds truth — plain | "
-             "clip-aware |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for (sigma, given, seed), images in sorted(pairs.items()):
+        key = (r["sigma"], r["given"], r["seed"], r["file"])
+        pairs.setdefault(key, {}).setdefault(r["image"], {})[r["aware"]] = r
+    lines = ["| σ | σ source | seed | file | n | PSNR plain | PSNR clip-aware | gain: mean [min, max] | "
+             "stop − oracle it. (median) plain / aware | estimate: median abs error, within 1 dB, range holds "
+             "truth — plain | clip-aware |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (sigma, given, seed, file), images in sorted(pairs.items()):
         both = [v for v in images.values() if len(v) == 2]
         if not both:
             continue
@@ -100,7 +102,7 @@ def report(rows: list[dict]) -> str:
         lag = [statistics.median(r["stop"] - r["oracle_it"] for r in rs) for rs in (plain, aware)]
         estimate = (f"{_estimate_cells(plain)} | {_estimate_cells(aware)}" if given else "n/a (σ estimated) | n/a")
         means = [statistics.mean(r["psnr"] for r in rs) for rs in (plain, aware)]
-        lines.append(f"| {sigma:g} | {'given' if given else 'estimated'} | {seed} | {len(both)} | "
+        lines.append(f"| {sigma:g} | {'given' if given else 'estimated'} | {seed} | {file} | {len(both)} | "
                      f"{means[0]:.2f} | {means[1]:.2f} | {statistics.mean(gain):+.3f} [{min(gain):+.2f}, "
                      f"{max(gain):+.2f}] | {lag[0]:.0f} / {lag[1]:.0f} | {estimate} |")
     return "\n".join(lines)
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--report", nargs="+", type=Path)
     args = parser.parse_args()
     if args.report:
-        print(report([r for path in args.report for r in read_records(path) if "image" in r]))
+        print(report([{**r, "file": path.stem} for path in args.report for r in read_records(path) if "image" in r]))
     elif args.out and args.images:
         measure(args)
     else:
