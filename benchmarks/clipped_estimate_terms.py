@@ -16,7 +16,7 @@ the estimate is the sum. A negative term makes the estimate optimistic.
 
 Usage:
     python benchmarks/clipped_estimate_terms.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 50]
-        [--seed 1]
+        [--seed 1] [--copy both|plain|clip-aware]
 """
 
 import argparse
@@ -82,7 +82,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--sigma", type=float, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--copy", choices=("both", "plain", "clip-aware"), default="both")
     args = parser.parse_args()
+    copies = {"both": (False, True), "plain": (False,), "clip-aware": (True,)}[args.copy]
     torch.set_num_threads(2)
     keys = ("fit", "sampling", "point", "cross", "d e'", "sum", "estimate")
     print(f"σ = {args.sigma:g} (given), seed {args.seed}; terms in units of the true MSE (estimate = sum)\n")
@@ -91,7 +93,7 @@ def main() -> None:
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
         name, clean = load_crop(path, args.crop)
         noisy = make_noisy(clean, name, args.sigma, args.seed)
-        for aware in (False, True):
+        for aware in copies:
             row = terms(clean, noisy, args.sigma / 255, args.seed, aware)
             print(f"| {name} | {'clip-aware' if aware else 'plain'} | {row['true_psnr']:.2f} | "
                   + " | ".join(f"{row[k]:+.2f}" for k in keys) + " |", flush=True)
