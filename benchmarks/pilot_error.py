@@ -4,9 +4,10 @@ A single run's estimate carries ``-2 (σ/a) mean(n z)``; the package estimates `
 (:func:`dipddpm.stopping.noise_cross_estimate`), leaving ``mean((m - g) z)``, whose standard deviation over ``z`` is
 ``sqrt(mean((m - g)^2) / N)`` against ``sqrt(mean((y - m)^2) / N)`` for the term itself (``m`` the clipped mean of
 ``y``, :func:`dipddpm.noise.clipped_noise_moments`; evaluation only). This prints their ratio,
-``sqrt(mean((m - g)^2) / mean((y - m)^2))``, for three pilots: the package's wavelet BayesShrink
-(:func:`dipddpm.pilot.pilot_estimate`), NL-means (scikit-image, fast mode, ``h = 0.8 σ``) and a Gaussian blur
-(1 px). Crops and noise as in ``benchmarks/ensemble.py`` (8-bit clipped noise).
+``sqrt(mean((m - g)^2) / mean((y - m)^2))``, for four pilots: the package's wavelet BayesShrink
+(:func:`dipddpm.pilot.pilot_estimate`), the same averaged over the 16 shifts of up to 3 px in each direction
+(scikit-image's ``cycle_spin``, translation-invariant), NL-means (scikit-image, fast mode, ``h = 0.8 σ``) and a
+Gaussian blur (1 px). Crops and noise as in ``benchmarks/ensemble.py`` (8-bit clipped noise).
 
 Usage:
     python benchmarks/pilot_error.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 15,25,50] [--seed 0]
@@ -15,11 +16,12 @@ Usage:
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
-from skimage.restoration import denoise_nl_means
+from skimage.restoration import cycle_spin, denoise_nl_means, denoise_wavelet
 
 from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.noise import clipped_noise_moments
@@ -33,6 +35,13 @@ def pilots(noisy: np.ndarray, sigma: float) -> dict:
     tensor = torch.from_numpy(np.ascontiguousarray(noisy.transpose(2, 0, 1)))[None]
     found["wavelet (package)"] = (pilot_estimate(tensor, sigma)[0].numpy().transpose(1, 2, 0),
                                   time.perf_counter() - start)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Level value of", category=UserWarning)
+        options = {"sigma": sigma, "channel_axis": -1, "mode": "soft", "method": "BayesShrink", "rescale_sigma": True,
+                   "convert2ycbcr": noisy.shape[-1] == 3}
+        found["wavelet, cycle-spun"] = (cycle_spin(noisy, denoise_wavelet, max_shifts=3, channel_axis=-1, workers=1,
+                                                   func_kw=options), time.perf_counter() - start)
     start = time.perf_counter()
     found["NL-means"] = (denoise_nl_means(noisy, h=0.8 * sigma, sigma=sigma, fast_mode=True, patch_size=5,
                                           patch_distance=6, channel_axis=-1), time.perf_counter() - start)
