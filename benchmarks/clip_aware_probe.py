@@ -26,18 +26,14 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dipddpm.bench.data import list_images, load_crop, make_noisy
+from dipddpm.bench.methods import to_tensor
 from dipddpm.bench.report import read_records
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
 from dipddpm.restore import restore_tensor
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
 
 
 def measure(args) -> None:
@@ -54,7 +50,7 @@ def measure(args) -> None:
         for path in paths:
             name, clean = load_crop(path, args.crop)
             noisy = make_noisy(clean, name, sigma255, args.seed)
-            y, x = _tensor(noisy), _tensor(clean)
+            y, x = to_tensor(noisy), to_tensor(clean)
             for aware in (False, True):
                 if (name, sigma255, args.seed, aware, given) in done:
                     continue

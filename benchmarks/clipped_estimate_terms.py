@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from dipddpm.bench.data import list_images, load_crop, make_noisy
+from dipddpm.bench.methods import to_tensor
 from dipddpm.config import DenoiserConfig
 from dipddpm.noise import clipped_mean_inverse, clipped_mean_slope, clipped_noise_moments
 from dipddpm.pilot import pilot_estimate
@@ -41,7 +42,7 @@ def _variance(x: np.ndarray, sigma: float) -> np.ndarray:
 
 def terms(clean: np.ndarray, noisy: np.ndarray, sigma: float, seed: int, aware: bool) -> dict:
     """One run's estimate and its terms, in units of the true MSE."""
-    y = torch.from_numpy(np.ascontiguousarray(noisy.transpose(2, 0, 1))).float()[None]
+    y = to_tensor(noisy)
     x = clean.transpose(2, 0, 1).astype(np.float64)
     config = DenoiserConfig()
     config = replace(config, stopping=replace(config.stopping, clip_aware_sigma_min=0.0 if aware else math.inf))

@@ -40,6 +40,7 @@ import torch
 
 from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
 from dipddpm.bench.data import list_images, load_crop, make_noisy
+from dipddpm.bench.methods import to_tensor
 from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.bench.scripts import script_meta
 from dipddpm.config import DenoiserConfig
@@ -49,10 +50,6 @@ from dipddpm.restore import combine_members, draw_noise, ensemble_members, resto
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor[0].permute(1, 2, 0).double().cpu().numpy()
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
 
 
 def member_row(member, result, y: torch.Tensor, x: torch.Tensor, seed: int, plan_z: dict) -> dict:
@@ -100,7 +97,7 @@ def measure(args) -> None:
             if (name, sigma255, args.seed) in done:
                 continue
             noisy = make_noisy(clean, name, sigma255, args.seed)
-            y, x = _tensor(noisy), _tensor(clean)
+            y, x = to_tensor(noisy), to_tensor(clean)
             given = sigma255 / 255 if args.sigma_given else None
             members = list(ensemble_members(y, given, config=config, seed=args.seed, reference=x))
             single = members[0] if config.stopping.ensemble_delay == 0 or args.members == 1 else (

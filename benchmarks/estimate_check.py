@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dipddpm.bench.methods import to_tensor
 from dipddpm.bench.report import nearest_rank, read_records
 from dipddpm.ensemble import ensemble_mse, ensemble_mse_uncertainty, plan_members
 from dipddpm.noise import clipped_noise_moments
@@ -31,10 +32,6 @@ from dipddpm.restore import declipped, draw_noise
 from dipddpm.stopping import Observation, RecorruptionStopper
 
 RATIO = 0.25
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()[None]
 
 
 def member_estimate(y: torch.Tensor, fit: torch.Tensor, z: torch.Tensor, sigma: float,
@@ -54,13 +51,13 @@ def check(outputs: Path, rows: list[dict]) -> list[dict]:
         if not (outputs / name).exists():
             continue
         data = np.load(outputs / name)
-        y, x = _tensor(data["noisy"].astype(np.float64)), _tensor(data["clean"].astype(np.float64))
+        y, x = to_tensor(data["noisy"].astype(np.float64)), to_tensor(data["clean"].astype(np.float64))
         returned = [m.astype(np.float64) for m in data["members"]]
         seeds = {m["pair"]: m["seed"] for m in row["members"] if m["sign"] == 1}
         plan = plan_members(len(returned), row["seed"])
         for (label, sigma), pilot in itertools.product(
                 (("estimated", row["sigma_used"]), ("known", row["sigma"] / 255)), (False, True)):
-            fits = [_tensor(image + clipped_noise_moments(image, row["sigma_used"])[0]) for image in returned]
+            fits = [to_tensor(image + clipped_noise_moments(image, row["sigma_used"])[0]) for image in returned]
             stoppers = [member_estimate(y, fit, m.sign * draw_noise(y.shape, seeds[m.pair]), sigma, pilot)
                         for m, fit in zip(plan, fits, strict=True)]
             images = [declipped(fit, sigma) for fit in fits]
