@@ -165,6 +165,8 @@ class _RunInputs:
     held_out: torch.Tensor | None
     declip: bool
     clip_aware: bool
+    split_colour: bool
+    oracle_split_colour: bool
 
 
 def _needs_sigma(name: str, sigma: float | None) -> None:
@@ -186,7 +188,8 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
             raise InputError("the recorruption stopper needs a validation ratio a > 0")
         return RecorruptionStopper(run_in.y, run_in.z, run_in.sigma, a, st.patience, clipped=run_in.clipped,
                                    sigma_rel_error=run_in.sigma_rel_error, weights=run_in.weights,
-                                   declipped=run_in.declip, delay=st.delay, clip_aware=run_in.clip_aware)
+                                   declipped=run_in.declip, delay=st.delay, clip_aware=run_in.clip_aware,
+                                   split_colour=run_in.split_colour)
     if name == "held-out":
         return HeldOutStopper(run_in.y, run_in.held_out, run_in.model.loss, st.patience, delay=st.delay)
     if name == "es-wmv":
@@ -202,7 +205,7 @@ def _build_stopper(name: str, run_in: _RunInputs) -> Stopper:
         return FixedStopper(int(name.split(":", 1)[1]))
     if name == "schedule-end":
         return ScheduleEndStopper()
-    return OracleStopper(run_in.reference)  # restore_tensor has checked that there is one
+    return OracleStopper(run_in.reference, run_in.oracle_split_colour)  # restore_tensor has checked that there is one
 
 
 def _seeds(seed: int) -> tuple[int, int, int]:
@@ -483,11 +486,13 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
     plain_denoising = gaussian and photons is None and isinstance(physics, Identity)
     bounded = plain_denoising and touches_bounds(observation.cpu().numpy())
     declip = bounded and config.declip
+    split_colour = config.stopping.split_colour and plain_denoising and observation.shape[1] == 3 and weights is None
     run_in = _RunInputs(y=observation, z=z, sigma=sigma, model=model, config=config, reference=reference,
                         clipped=bool(observation.min() >= 0 and observation.max() <= 1),
                         sigma_rel_error=SIGMA_ESTIMATE_REL_ERROR if source == "estimated" else 0.0,
                         weights=weights, held_out=held_out, declip=declip,
-                        clip_aware=bounded and sigma is not None and sigma > config.stopping.clip_aware_sigma_min)
+                        clip_aware=bounded and sigma is not None and sigma > config.stopping.clip_aware_sigma_min,
+                        split_colour=split_colour, oracle_split_colour=split_colour and stopper == "recorruption")
     stoppers = {name: _build_stopper(name, run_in) for name in names}
     config = replace(config, train=config.train_for(sigma)) if plain_denoising else config
     record = run(curriculum, stoppers, stopper, config.train, seed=train_seed, callbacks=tuple(callbacks),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .colour import COMPONENTS, component_mse, from_opponent, to_opponent
 from .errors import InputError
 from .metrics import tensor_psnr
 from .noise import clipped_mean_inverse, clipped_mean_slope, clipped_noise_moments
@@ -27,10 +28,12 @@ from .noise_models import squared_error, weighted_mean
 from .pilot import pilot_estimate
 
 __all__ = [
+    "ComponentMinima",
     "DiscrepancyStopper",
     "ExponentialVarianceStopper",
     "FixedStopper",
     "HeldOutStopper",
+    "MinimumTracker",
     "Observation",
     "OracleStopper",
     "RecorruptionStopper",
@@ -165,23 +168,70 @@ def delay_steps(minimum_iteration: int, delay: float) -> int:
     return round(delay * minimum_iteration)
 
 
+class MinimumTracker:
+    """The lowest value of one criterion so far, and which iterate to keep: the minimum's, or with ``delay``
+    ``rho > 0`` the one ``round(rho t*)`` iterations after it (:func:`delay_steps`; until that one is reached,
+    the minimum itself).
+
+    Parameters
+    ----------
+    delay : float
+        ``rho >= 0``.
+    """
+
+    def __init__(self, delay: float = 0.0):
+        if not delay >= 0:
+            raise ValueError("delay must be a fraction >= 0")
+        self.delay = delay
+        self.best_value = math.inf
+        self.minimum_iteration: int | None = None
+        self.kept_iteration: int | None = None
+
+    def update(self, iteration: int, value: float) -> bool:
+        """Record the criterion ``value`` of ``iteration``; True when that iterate is now the one to keep."""
+        keep = value < self.best_value
+        if keep:
+            self.best_value, self.minimum_iteration = value, iteration
+        delay = self.delay_steps
+        keep = keep or bool(delay and self.kept_iteration < self.minimum_iteration + delay <= iteration)
+        if keep:
+            self.kept_iteration = iteration
+        return keep
+
+    @property
+    def delay_steps(self) -> int:
+        """How far after the minimum the kept iterate lies (0 before any minimum)."""
+        return delay_steps(self.minimum_iteration or 0, self.delay)
+
+    def exhausted(self, iteration: int, start: int, patience: int) -> bool:
+        """:func:`patience_exhausted` counted from the minimum, and not before the delayed iterate was kept."""
+        return patience_exhausted(iteration, self.minimum_iteration or 0, start, max(patience, self.delay_steps))
+
+
 class _MinimumWithPatience(Stopper):
-    """Track the iterate with the lowest ``value`` and return it, or, with ``delay`` ``rho > 0``, the iterate
-    ``round(rho t*)`` iterations after it (:func:`delay_steps`; until that one is reached, the minimum itself);
-    fire when :func:`patience_exhausted` says so, counting from the minimum, and not before the delayed iterate
-    was kept. ``kept_value`` is the criterion at the returned iterate."""
+    """Track the iterate with the lowest ``value`` and return it, or the one ``delay`` after it
+    (:class:`MinimumTracker`); fire when :func:`patience_exhausted` says so, counting from the minimum, and not
+    before the delayed iterate was kept. ``kept_value`` is the criterion at the returned iterate."""
 
     def __init__(self, patience: int, delay: float = 0.0):
         super().__init__()
         if patience < 1:
             raise ValueError("patience must be at least 1")
-        if not delay >= 0:
-            raise ValueError("delay must be a fraction >= 0")
         self.patience = patience
-        self.delay = delay
-        self.best_value = math.inf
-        self.minimum_iteration: int | None = None
+        self.minimum = MinimumTracker(delay)
         self.kept_value: float | None = None
+
+    @property
+    def delay(self) -> float:
+        return self.minimum.delay
+
+    @property
+    def best_value(self) -> float:
+        return self.minimum.best_value
+
+    @property
+    def minimum_iteration(self) -> int | None:
+        return self.minimum.minimum_iteration
 
     def _criterion(self, obs: Observation) -> float | None:
         raise NotImplementedError
@@ -200,15 +250,68 @@ class _MinimumWithPatience(Stopper):
         self.value = self._criterion(obs)
         if self.value is None:
             return False
-        if self.value < self.best_value:
-            self.best_value = self.value
-            self.minimum_iteration = obs.iteration
+        if self.minimum.update(obs.iteration, self.value):
             self._keep(obs)
-        delay = delay_steps(self.minimum_iteration or 0, self.delay)
-        if delay and self.best_iteration < self.minimum_iteration + delay <= obs.iteration:
-            self._keep(obs)
-        return patience_exhausted(obs.iteration, self.minimum_iteration or 0, self._patience_start(obs),
-                                  max(self.patience, delay))
+        return self.minimum.exhausted(obs.iteration, self._patience_start(obs), self.patience)
+
+
+class ComponentMinima:
+    """Each opponent colour component's own minimum (:mod:`dipddpm.colour`), and the image made of them.
+
+    Component ``c`` of the iterates ``xbar_t`` has the error ``e_c(t) = mean((T (xbar_t - target))_c^2)``
+    (:func:`dipddpm.colour.component_mse`); each has a :class:`MinimumTracker` (with ``delay``), and the image is
+    ``T^t (Y(t_Y), C1(t_C1), C2(t_C2))`` with ``t_c`` the iterate each keeps. Against a recorruption validation
+    copy each ``e_c`` is its component's true error plus a constant (``T`` is orthonormal: the training and
+    validation noises stay uncorrelated component by component), so each ``t_c`` estimates that component's
+    best iterate; against the clean image (evaluation only) each ``t_c`` is that best iterate.
+
+    Parameters
+    ----------
+    target : torch.Tensor
+        What the iterates are compared with, shape ``(1, 3, H, W)`` (RGB).
+    delay : float
+        As in :class:`MinimumTracker`.
+    """
+
+    def __init__(self, target: torch.Tensor, delay: float = 0.0):
+        if target.ndim != 4 or target.shape[1] != 3:
+            raise ValueError(f"a colour split needs a (1, 3, H, W) image, got shape {tuple(target.shape)}")
+        self.target = target
+        self.trackers = [MinimumTracker(delay) for _ in COMPONENTS]
+        self._kept: torch.Tensor | None = None  # the kept iterates' components, in the opponent basis
+
+    def observe(self, iteration: int, output: torch.Tensor) -> bool:
+        """Record one iterate; True when it replaced the kept iterate of at least one component."""
+        keep = [t.update(iteration, e) for t, e in zip(self.trackers, component_mse(output, self.target),
+                                                        strict=True)]
+        if not any(keep):
+            return False
+        components = to_opponent(output.detach().double())
+        if self._kept is None:
+            self._kept = components.clone()
+        for c, kept in enumerate(keep):
+            if kept:
+                self._kept[:, c] = components[:, c]
+        return True
+
+    def image(self) -> torch.Tensor | None:
+        """The RGB image made of each component's kept iterate (the dtype of ``target``), or None before any."""
+        return None if self._kept is None else from_opponent(self._kept).to(self.target.dtype)
+
+    @property
+    def iterations(self) -> dict[str, int | None]:
+        """The iterate each component keeps, by name."""
+        return {name: t.kept_iteration for name, t in zip(COMPONENTS, self.trackers, strict=True)}
+
+    @property
+    def latest(self) -> int | None:
+        """The latest iterate the image draws on."""
+        kept = [t.kept_iteration for t in self.trackers if t.kept_iteration is not None]
+        return max(kept) if kept else None
+
+    def summary(self) -> dict:
+        return {name: {"minimum_iteration": t.minimum_iteration, "kept_iteration": t.kept_iteration}
+                for name, t in zip(COMPONENTS, self.trackers, strict=True)}
 
 
 class _FinalStageMinimum(_MinimumWithPatience):
@@ -384,14 +487,15 @@ def estimated_psnr(validation_mse: float, offset: float) -> float | None:
 
 @dataclass(frozen=True)
 class _RecorruptionEstimate:
-    """The pieces of a recorruption estimate at one returned iterate: the weighted validation error ``value``,
+    """The pieces of a recorruption estimate at one returned iterate (``version``: which one, counted each time the
+    returned iterate changes): the weighted validation error ``value``,
     the weighted ``offset``, ``gain`` (the weights' mean), the weighted energy ``mean((c z)^2)`` of the validation
     copy's own noise (``c = sigma/a`` or :func:`validation_scale`), the effective count
     of values ``(sum w)^2 / sum w^2``, the correction ``cross = 2 (sigma/a) c_hat`` for the cross term
     (:func:`noise_cross_estimate`; 0 without a pilot) and ``pilot_distance = mean_w((A xbar - g)^2)`` (None
     without a pilot)."""
 
-    iteration: int
+    version: int
     value: float
     offset: float
     gain: float
@@ -455,6 +559,13 @@ class RecorruptionStopper(_FinalStageMinimum):
         For a clipped observation, validate on ``y - c z`` with ``c = v(x_hat) / (a sigma)`` per value
         (:func:`validation_scale`, ``x_hat`` from the pilot), whose noise is uncorrelated with the clipped
         training noise; the offset and the cross term follow ``c``.
+    split_colour : bool
+        For an RGB image, return each opponent colour component (luminance and two chrominances,
+        :mod:`dipddpm.colour`) at its own validation minimum over the iterations run (:class:`ComponentMinima`,
+        with ``delay``): chrominance, which holds little of an image's detail, is best early, luminance later.
+        The run still ends when the whole image's patience has run out, so it is no longer; ``best_iteration``
+        is then the latest iterate the result draws on, ``kept_value`` the composed image's validation error.
+        Denoising only (no ``weights``).
     """
 
     name = "recorruption"
@@ -462,8 +573,10 @@ class RecorruptionStopper(_FinalStageMinimum):
     def __init__(self, observation: torch.Tensor, noise: torch.Tensor, sigma: float, ratio: float,
                  patience: int = 150, clipped: bool = True, sigma_rel_error: float = 0.0,
                  weights: torch.Tensor | None = None, declipped: bool = False, correct_cross: bool = True,
-                 delay: float = 0.0, clip_aware: bool = False):
+                 delay: float = 0.0, clip_aware: bool = False, split_colour: bool = False):
         super().__init__(patience, delay)
+        if split_colour and weights is not None:
+            raise ValueError("a colour split needs every value measured (no weights)")
         self.declipped = declipped and clipped
         self.observation = observation
         self._pilot: torch.Tensor | None = None
@@ -481,6 +594,10 @@ class RecorruptionStopper(_FinalStageMinimum):
         self.correct_cross = correct_cross
         self._best_measured: torch.Tensor | None = None  # A(best_output) when it is not best_output itself
         self._pieces: _RecorruptionEstimate | None = None
+        self._kept_count = 0  # how often the returned iterate changed (the estimate's pieces are of one of them)
+        self.components = ComponentMinima(self.validation, delay) if split_colour else None
+        self._composed: torch.Tensor | None = None
+        self._composed_value: float | None = None
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.measured, self.validation, self.weights)
@@ -494,13 +611,26 @@ class RecorruptionStopper(_FinalStageMinimum):
     def _keep(self, obs: Observation) -> None:
         super()._keep(obs)
         self._best_measured = None if obs.measured is obs.output else obs.measured.clone()
+        self._kept_count += 1
+
+    def _update(self, obs: Observation) -> bool:
+        fired = super()._update(obs)
+        if self.components is None:
+            return fired
+        if self.components.observe(obs.iteration, obs.output):
+            self._kept_count += 1
+            self._composed = self.components.image()
+            self._composed_value = _mse(self._composed, self.validation)
+        self.best_output, self.best_iteration = self._composed, self.components.latest
+        self.kept_value = self._composed_value
+        return fired
 
     def _estimate(self) -> _RecorruptionEstimate | None:
         """The estimate's pieces at the returned iterate, computed once per returned iterate: with clipping
         they are a pass over the whole image, and the estimate, its range and the summary all read them."""
         if self.best_output is None:
             return None
-        if self._pieces is None or self._pieces.iteration != self.best_iteration:
+        if self._pieces is None or self._pieces.version != self._kept_count:
             measured = self.best_output if self._best_measured is None else self._best_measured
             weights, gain, value = self.weights, 1.0, self.kept_value
             if self.declipped:
@@ -524,7 +654,7 @@ class RecorruptionStopper(_FinalStageMinimum):
                          2 * noise_cross_estimate(self.observation, self._pilot, self.scale * self.noise, weights))
                 distance = _mse(measured.detach().double(), self._pilot.double(), weights)
             self._pieces = _RecorruptionEstimate(
-                iteration=self.best_iteration, value=value, offset=offset, gain=gain,
+                version=self._kept_count, value=value, offset=offset, gain=gain,
                 copy_energy=self._copy_energy(weights), count=float(full.sum() ** 2 / (full**2).sum()),
                 cross=cross, pilot_distance=distance)
         return self._pieces
@@ -626,7 +756,8 @@ class RecorruptionStopper(_FinalStageMinimum):
         return estimated_psnr(self.estimated_mse + spread, 0.0), estimated_psnr(self.estimated_mse - spread, 0.0)
 
     def summary(self) -> dict:
-        return {**super().summary(), "estimated_psnr": self.estimated_psnr,
+        split = {} if self.components is None else {"components": self.components.summary()}
+        return {**super().summary(), **split, "estimated_psnr": self.estimated_psnr,
                 "estimated_psnr_range": self.estimated_psnr_range, "validation_mse": self.kept_value,
                 "estimated_mse": self.estimated_mse, "error_gain": self.error_gain,
                 "offset": self.offset, "offset_uncertainty": self.offset_uncertainty,
@@ -908,22 +1039,32 @@ class OracleStopper(Stopper):
     ----------
     reference : torch.Tensor
         The clean image, same shape as the outputs, in [0, 1].
+    split_colour : bool
+        For a run whose result is split by colour component (:class:`RecorruptionStopper`): each opponent
+        component at its own best iterate (:class:`ComponentMinima` against the reference), the best such a
+        result could be; ``best_iteration`` is then the latest iterate it draws on.
     """
 
     name = "oracle"
     evaluation_only = True
 
-    def __init__(self, reference: torch.Tensor):
+    def __init__(self, reference: torch.Tensor, split_colour: bool = False):
         super().__init__()
         self.reference = reference
         self.best_value = -math.inf
+        self.components = ComponentMinima(reference) if split_colour else None
 
     def _update(self, obs: Observation) -> bool:
         self.value = tensor_psnr(obs.output, self.reference)
-        if self.value > self.best_value:
+        if self.components is not None:
+            if self.components.observe(obs.iteration, obs.output):
+                self.best_output, self.best_iteration = self.components.image(), self.components.latest
+                self.best_value = tensor_psnr(self.best_output, self.reference)
+        elif self.value > self.best_value:
             self.best_value = self.value
             self._keep(obs)
         return False
 
     def summary(self) -> dict:
-        return {**super().summary(), "psnr": self.best_value}
+        split = {} if self.components is None else {"components": self.components.summary()}
+        return {**super().summary(), **split, "psnr": self.best_value}
