@@ -88,6 +88,9 @@ def test_denoise_with_reference_reports_evaluation(tmp_path, noisy_png, capsys):
     assert len(data["history"]["oracle"]) == data["iterations_run"]
     printed = capsys.readouterr().out
     assert "evaluation only" in printed and "stopped at iteration" in printed
+    stops = data["stoppers"]["recorruption"]["components"]  # a colour image: each component at its own stop
+    assert f"chrominance from iterations {stops['C1']['kept_iteration']} and {stops['C2']['kept_iteration']}" in printed
+    assert data["stop_iteration"] == max(c["kept_iteration"] for c in stops.values())
 
 
 @pytest.mark.parametrize("dtype,suffix,shape", [(np.uint16, ".png", (12, 10, 3)), (np.uint16, ".tif", (12, 10)),

@@ -30,7 +30,7 @@ from .noise_models import NOISE_MODELS
 from .physics import Downsample
 from .presets import PRESETS, get_preset
 from .restore import PHOTONS_OFF, STOPPERS, check_stopper_name, resolve_device
-from .result import TiledRestoration
+from .result import TiledRestoration, describe_colour_stops
 
 __all__ = ["cli", "main", "parse_photons", "parse_sigma"]
 
@@ -118,13 +118,14 @@ def _report(info, quiet: bool) -> None:
         _say(quiet, f"ensemble of {len(info.members)} runs in antithetic pairs, stopped at iterations {stops} "
                     f"({info.iterations_run} iterations in all); estimated PSNR {est}; {info.seconds:.1f} s")
     else:
-        _say(quiet, f"stopped at iteration {info.stop_iteration} of {info.iterations_run} by {info.stopped_by}; "
-                    f"estimated PSNR {est}; {info.seconds:.1f} s")
+        _say(quiet, f"stopped at iteration {info.stop_iteration}{describe_colour_stops(info.colour_stops())} of "
+                    f"{info.iterations_run} by {info.stopped_by}; estimated PSNR {est}; {info.seconds:.1f} s")
     if info.evaluation is not None:
         ev = info.evaluation
         noisy = "" if ev["noisy_psnr"] is None else f"noisy {ev['noisy_psnr']:.2f} dB, "
         peak = (f"every run's own oracle iterate averaged {ev['oracle_psnr']:.2f} dB" if info.members
-                else f"oracle peak {ev['oracle_psnr']:.2f} dB at iteration {ev['oracle_iteration']}")
+                else f"oracle peak {ev['oracle_psnr']:.2f} dB at iteration {ev['oracle_iteration']}"
+                     f"{describe_colour_stops(info.colour_stops('oracle'))}")
         _say(quiet, f"[evaluation only, with the reference] {noisy}restored "
                     f"{ev['ref_psnr']:.2f} dB, {peak} (gap {ev['oracle_psnr'] - ev['ref_psnr']:.2f} dB)")
 

@@ -12,6 +12,7 @@ from .api import denoise
 from .io import read_image, write_image
 from .noise import add_gaussian_noise
 from .plots import plot_comparison, plot_run, save_figure
+from .result import describe_colour_stops
 
 __all__ = ["DEMO_NOISE_SEED", "DEMO_SIGMA", "demo_image", "run_demo"]
 
@@ -77,10 +78,11 @@ def run_demo(out_dir: Path, seed: int = 0, max_iter: int | None = None, device: 
         est = info.describe_estimate()
         echo(f"sigma: true {DEMO_SIGMA:.4f}, used {info.sigma_used:.4f} ({info.sigma_source})")
         echo(f"PSNR noisy      {numbers['noisy_psnr']:6.2f} dB")
-        echo(f"PSNR restored   {numbers['restored_psnr']:6.2f} dB   (auto stop at iteration {info.stop_iteration}, "
-             f"by {info.stopped_by}; its own estimate {est})")
-        echo(f"PSNR oracle     {numbers['oracle_psnr']:6.2f} dB   (best iterate of the same run, iteration "
-             f"{ev['oracle_iteration']}; evaluation only)")
+        echo(f"PSNR restored   {numbers['restored_psnr']:6.2f} dB   (auto stop at iteration {info.stop_iteration}"
+             f"{describe_colour_stops(info.colour_stops())}, by {info.stopped_by}; its own estimate {est})")
+        best = "each colour component's best iterate" if info.colour_stops("oracle") else "best iterate"
+        echo(f"PSNR oracle     {numbers['oracle_psnr']:6.2f} dB   ({best} of the same run, iteration "
+             f"{ev['oracle_iteration']}{describe_colour_stops(info.colour_stops('oracle'))}; evaluation only)")
         echo(f"stop gap        {numbers['gap']:6.2f} dB")
         echo(f"time            {info.seconds:6.1f} s for {info.iterations_run} iterations on {info.device}")
         echo(f"wrote {out_dir}/: clean.png noisy.png restored.png curves.png comparison.png run.json")

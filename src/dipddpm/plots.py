@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .io import atomic_write
-from .result import Restoration
+from .result import Restoration, describe_colour_stops
 from .schedule import alphas_cumprod, beta_schedule, x0_noise_scale
 
 __all__ = ["COLORS", "save_figure", "plot_schedule", "plot_targets", "plot_run", "plot_snapshots",
@@ -228,11 +228,17 @@ def plot_run(result: Restoration, title: str | None = None) -> Figure:
         ax_psnr.plot(it, h["oracle"], color=COLORS["truth"], lw=1.2, ls=(0, (4, 2)),
                      label="true PSNR (evaluation only)")
     ax_psnr.axvline(result.stop_iteration, color=COLORS["stop"], lw=1.5,
-                    label=f"auto stop ({result.stopper}) @ {result.stop_iteration}")
+                    label=f"auto stop ({result.stopper}) @ {result.stop_iteration}"
+                          f"{describe_colour_stops(result.colour_stops())}")
     if result.evaluation is not None:
         ev = result.evaluation
+        oracle_stops = describe_colour_stops(result.colour_stops("oracle"))
         ax_psnr.axvline(ev["oracle_iteration"], color=COLORS["oracle"], lw=1.5, ls=":",
-                        label=f"oracle peak @ {ev['oracle_iteration']} ({ev['oracle_psnr']:.2f} dB, evaluation only)")
+                        label=f"oracle peak @ {ev['oracle_iteration']}{oracle_stops} ({ev['oracle_psnr']:.2f} dB, "
+                              f"evaluation only)")
+        if result.colour_stops() is not None:  # the composed result lies off the whole-iterate curve
+            ax_psnr.plot([result.stop_iteration], [ev["ref_psnr"]], "o", color=COLORS["stop"], ms=5,
+                         label=f"the result, each colour component at its own stop ({ev['ref_psnr']:.2f} dB)")
     finite = [v for v in ([] if estimate is None else estimate.tolist()) + list(h.get("oracle", []))
               if v is not None and math.isfinite(v)]
     if finite:

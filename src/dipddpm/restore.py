@@ -538,6 +538,8 @@ def _member_summary(member: Member, result: Restoration) -> dict:
            "stop_iteration": result.stop_iteration, "stopped_by": result.stopped_by,
            "iterations_run": result.iterations_run, "estimated_psnr": result.estimated_psnr,
            "seconds": result.seconds}
+    if result.colour_stops() is not None:
+        out["colour_stops"] = result.colour_stops()
     if result.evaluation is not None:
         out.update({key: result.evaluation[key] for key in ("ref_psnr", "oracle_psnr", "oracle_iteration")})
     return out

@@ -47,6 +47,11 @@ def _write_json(data: dict, path: str | os.PathLike | None) -> str:
     return text
 
 
+def describe_colour_stops(stops: dict[str, int] | None) -> str:
+    """``" (chrominance from iterations 480 and 420)"`` for :meth:`Restoration.colour_stops`, ``""`` for None."""
+    return "" if stops is None else f" (chrominance from iterations {stops['C1']} and {stops['C2']})"
+
+
 def _no_estimate(withheld: str | None) -> str:
     """What a run without a PSNR estimate prints: ``n/a``, with the reason when one was withheld."""
     return "n/a" if withheld is None else f"n/a ({withheld})"
@@ -62,7 +67,8 @@ class Restoration:
         The restored image (numpy, the input's shape, for :func:`dipddpm.denoise`; a tensor for
         the torch restorer).
     stop_iteration : int
-        Iteration of the returned iterate (an ensemble: the latest of its members').
+        Iteration of the returned iterate (an ensemble: the latest of its members'; a result split by colour: the
+        latest its components were taken from, :meth:`colour_stops`).
     stopper : str
         The stopper that chose it.
     stopped_by : str
@@ -118,7 +124,7 @@ class Restoration:
     members : list of dict
         For an ensemble (:mod:`dipddpm.ensemble`), one entry per run averaged: ``index``, ``seed``,
         ``pair``, ``sign``, ``stop_iteration``, ``stopped_by``, ``iterations_run``, ``estimated_psnr``,
-        ``seconds`` (and with a reference ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``); empty
+        ``seconds``, ``colour_stops`` for a result split by colour (:meth:`colour_stops`) (and with a reference ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``); empty
         for a single run.
     noise_fit : dict or None
         Poisson denoising without a given photon count: the noise model fitted to the image
@@ -157,6 +163,13 @@ class Restoration:
     members: list = field(default_factory=list)
     noise_fit: dict | None = None
     estimate_withheld: str | None = None
+
+    def colour_stops(self, stopper: str | None = None) -> dict[str, int] | None:
+        """The iterate each opponent colour component of ``stopper``'s result (default: the deciding stopper's) was
+        taken from, ``{"Y": ..., "C1": ..., "C2": ...}``, when that result is split by colour
+        (:class:`~dipddpm.stopping.ComponentMinima`); None otherwise."""
+        components = self.stoppers.get(stopper or self.stopper, {}).get("components")
+        return None if components is None else {name: c["kept_iteration"] for name, c in components.items()}
 
     def describe_estimate(self) -> str:
         """The PSNR estimate with its range, e.g. ``"29.90 dB (range 28.7 to 31.6 dB)"``, or ``"n/a"`` (with the
