@@ -24,7 +24,7 @@ Usage:
     python benchmarks/ensemble.py --images DIR [--images DIR] [--limit 4] [--crop 128] [--sigma 15,25,50]
         [--seed 0] [--members 4] [--threads 2] [--bm3d] [--sigma-given] [--save-outputs DIR] --out FILE.jsonl
         [--resume]
-    python benchmarks/ensemble.py --report FILE.jsonl [FILE.jsonl ...]
+    python benchmarks/ensemble.py --report FILE.jsonl [FILE.jsonl ...] [--plot FIGURE.png]
 """
 
 import argparse
@@ -196,6 +196,46 @@ def estimate_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def plot_quality_against_compute(series: dict[str, list[dict]], path: Path) -> None:
+    """Mean PSNR against the median iterations trained (all members) per K, one line per result file, CBM3D as a
+    horizontal line; a panel per σ. Iterations, not seconds: this machine's speed drifts between sessions, the
+    iterations of a run do not. Only crops with a row in every series and a CBM3D row count."""
+    from matplotlib.figure import Figure
+
+    from dipddpm.plots import save_figure
+
+    sigmas = sorted({r["sigma"] for rows in series.values() for r in rows})
+    figure = Figure(figsize=(4.2 * len(sigmas), 3.6))
+    for i, sigma in enumerate(sigmas):
+        ax = figure.add_subplot(1, len(sigmas), i + 1)
+        keys = [{(r["image"], r["seed"]) for r in rows if r["sigma"] == sigma and r["method"] == "cbm3d"}
+                for rows in series.values()]
+        common = set.intersection(*keys)
+        for label, rows in series.items():
+            rows = [r for r in rows if r["sigma"] == sigma and (r["image"], r["seed"]) in common]
+            ks = sorted({r["members_used"] for r in rows if r["method"] == "ours"})
+            points = [[r for r in rows if r["method"] == "ours" and r["members_used"] == k] for k in ks]
+            xs = [statistics.median(r["iterations_run"] for r in group) for group in points]
+            ys = [statistics.mean(r["psnr"] for r in group) for group in points]
+            line = ax.plot(xs, ys, "o-", label=label)[0]
+            for k, x_, y_ in zip(ks, xs, ys, strict=True):
+                ax.annotate(f"K={k}", (x_, y_), textcoords="offset points", xytext=(4, -10), fontsize=7,
+                            color=line.get_color())
+        bm3d = [r for r in series[next(iter(series))] if r["sigma"] == sigma and r["method"] == "cbm3d"
+                and (r["image"], r["seed"]) in common]
+        if bm3d:
+            ax.axhline(statistics.mean(r["psnr"] for r in bm3d), color="k", ls="--", lw=1,
+                       label=f"CBM3D, σ given ({statistics.median(r['seconds'] for r in bm3d):.0f} s)")
+        ax.set_xscale("log")
+        ax.set_title(f"σ = {sigma:g}/255, {len(common)} crops")
+        ax.set_xlabel("iterations trained, all runs (median)")
+        ax.set_ylabel("mean PSNR (dB)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    figure.subplots_adjust(wspace=0.32)
+    save_figure(figure, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", action="append", default=[])
@@ -211,11 +251,15 @@ def main() -> None:
     parser.add_argument("--out")
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--report", nargs="+", type=Path)
+    parser.add_argument("--plot", type=Path, help="With --report: PSNR against iterations per K, a line per file.")
     args = parser.parse_args()
     if args.report:
         rows = [r for path in args.report for r in read_records(path) if "image" in r]
         print(report(rows))
         print(estimate_table(rows))
+        if args.plot:
+            series = {path.stem: [r for r in read_records(path) if "image" in r] for path in args.report}
+            plot_quality_against_compute(series, args.plot)
         return
     args.sigma = [float(s) for s in args.sigma.split(",")]
     measure(args)

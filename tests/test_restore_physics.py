@@ -21,8 +21,8 @@ from dipddpm import (
 from dipddpm.api import mask_operator
 from dipddpm.metrics import psnr
 from dipddpm.noise_models import sample_poisson
-from dipddpm.physics import Downsample, Identity, PixelMask, from_deepinv
-from dipddpm.restore import draw_holdout, resolve_stopper
+from dipddpm.physics import AnscombeStabilised, Downsample, Identity, PixelMask, from_deepinv
+from dipddpm.restore import draw_holdout, no_estimate_reason, resolve_stopper
 
 FAST = DenoiserConfig(train=TrainConfig(max_iter=30, net=NetConfig(channels=8, depth=3, input_channels=8)),
                       staging=StagingConfig(num_stages=2, min_iter=5, max_iter=10))
@@ -180,6 +180,7 @@ def test_poisson_with_photons_runs_gaussian_in_anscombe_units():
     assert info.sigma_used == pytest.approx(1 / (2 * (12.375**0.5 - 0.375**0.5)))
     assert info.physics == "Anscombe-stabilised (12 photons)" and len(info.stage_scales) > 1
     assert info.estimated_psnr is None  # the recorruption estimate is in stabilised units, not the image's
+    assert info.describe_estimate().startswith("n/a (Poisson data: the run's estimate is of the stabilised image")
     assert info.evaluation["noisy_psnr"] == pytest.approx(psnr(noisy, clean), abs=1e-3)
     assert info.evaluation["ref_psnr"] > info.evaluation["noisy_psnr"] + 3
 
@@ -191,3 +192,30 @@ def test_photons_reach_every_tile():
                    overlap=4, return_info=True)
     assert len(info.tiles) == 4 and {t["stopped_by"] for t in info.tiles} <= {"recorruption", "max-iter"}
     assert info.sigma_source == "photons" and info.sigma_used == pytest.approx(1 / (2 * (12.375**0.5 - 0.375**0.5)))
+
+
+@pytest.mark.parametrize("stopper,physics,source,sigma,declip,reason", [
+    ("recorruption", Identity(), "given", 0.1, True, None),
+    ("recorruption", Identity(), "given", 0.2, False, None),
+    ("recorruption", Identity(), "given", 0.2, True, "not reliable on clipped images above sigma 35/255"),
+    ("recorruption", Identity(), "estimated", 0.1, False, "sigma was estimated; give sigma for one"),
+    ("held-out", Identity(), "none", None, False,
+     "only the recorruption stopper gives one, this run stopped by held-out"),
+    ("fixed:30", Identity(), "given", 0.1, False,
+     "only the recorruption stopper gives one, this run stopped by fixed:30"),
+    ("recorruption", AnscombeStabilised(Identity(), 12.0), "photons", 0.1, False,
+     "Poisson data: the run's estimate is of the stabilised image, not of this one"),
+    ("recorruption", Downsample(2), "given", 0.1, False,
+     "the run's estimate is of the measured values, not of the restored image"),
+])
+def test_every_run_without_a_psnr_estimate_says_why(stopper, physics, source, sigma, declip, reason):
+    assert no_estimate_reason(stopper, physics, source, sigma, declip) == reason
+
+
+def test_a_watched_recorruption_stopper_gives_no_estimate_of_another_stoppers_result():
+    clean = smooth_image(24, 24)
+    noisy = np.clip(clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape), 0, 1)
+    info = denoise(noisy, 0.1, channel_axis=-1, config=FAST, stopper="fixed:20", watch=("recorruption",),
+                   return_info=True)
+    assert info.stoppers["recorruption"]["estimated_psnr"] is not None  # its own iterate's, kept in the record
+    assert info.estimated_psnr is None and "stopped by fixed:20" in info.describe_estimate()

@@ -58,8 +58,8 @@ from .stopping import (
 
 __all__ = ["DEFAULT_STOPPER", "ESTIMATE_CLIPPED_SIGMA_MAX", "PHOTONS_OFF", "STOPPERS", "DIPDenoiser", "build_stages",
            "check_sigma", "check_stopper_name", "combine_members", "draw_holdout", "ensemble_members", "draw_noise",
-           "estimate_withheld", "noise_level", "photon_count", "photons_estimable", "resolve_device",
-           "resolve_stopper", "restore_tensor"]
+           "estimate_withheld", "no_estimate_reason", "noise_level", "photon_count", "photons_estimable",
+           "resolve_device", "resolve_stopper", "restore_tensor"]
 
 PHOTONS_OFF = "off"
 """The ``photons`` value that keeps Poisson data unstabilised: the network fits ``y`` with the Poisson loss."""
@@ -337,6 +337,40 @@ def estimate_withheld(sigma_source: str, sigma: float | None, declip: bool) -> s
     return None
 
 
+def no_estimate_reason(stopper: str, physics: Operator, sigma_source: str, sigma: float | None,
+                       declip: bool) -> str | None:
+    """Why a run prints no PSNR estimate of its result, or None when it prints one.
+
+    Only the recorruption stopper of Gaussian denoising (``A = I``) estimates the error of the image it returns:
+
+    - another deciding stopper (the held-out stopper of Poisson without photons, impulse and speckle noise; the
+      variance, fixed and oracle stoppers) makes none;
+    - Poisson data with photons runs in Anscombe units: an estimate there is of the stabilised image's error;
+    - another operator (inpainting, upscaling): of ``A xbar`` on the measured values, not of the restored image;
+    - then :func:`estimate_withheld` (sigma estimated; clipped above :data:`ESTIMATE_CLIPPED_SIGMA_MAX`).
+
+    Parameters
+    ----------
+    stopper : str
+        The deciding stopper (resolved).
+    physics : Operator
+        The operator the run fitted through.
+    sigma_source, sigma, declip
+        As in :func:`estimate_withheld`.
+
+    Returns
+    -------
+    str or None
+    """
+    if stopper != "recorruption":
+        return f"only the recorruption stopper gives one, this run stopped by {stopper}"
+    if isinstance(physics, AnscombeStabilised):
+        return "Poisson data: the run's estimate is of the stabilised image, not of this one"
+    if not isinstance(physics, Identity):
+        return "the run's estimate is of the measured values, not of the restored image"
+    return estimate_withheld(sigma_source, sigma, declip)
+
+
 def declipped(fit: torch.Tensor, sigma: float) -> torch.Tensor:
     """``m^{-1}(fit)``: a fit of clipped noisy data mapped to the clean image.
 
@@ -512,10 +546,8 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
                       "ref_psnr": tensor_psnr(image, reference), "oracle_psnr": summaries["oracle"]["ref_psnr"],
                       "oracle_iteration": oracle.best_iteration, "noisy_psnr": noisy_psnr,
                       "stoppers": {name: summaries[name]["ref_psnr"] for name in stoppers}}
-    # the recorruption estimate is of A xbar on the measured values: the image's PSNR only for denoising
-    withheld = estimate_withheld(source, sigma, declip) if "recorruption" in stoppers else None
-    trusted = isinstance(physics, Identity) and withheld is None
-    recorruption = stoppers.get("recorruption") if trusted else None
+    withheld = no_estimate_reason(stopper, physics, source, sigma, declip)
+    recorruption = stoppers["recorruption"] if withheld is None else None
     return Restoration(
         image=image, stop_iteration=record.stop_iteration, stopper=stopper, stopped_by=record.stopped_by,
         iterations_run=record.iterations_run,
@@ -526,7 +558,7 @@ def restore_tensor(observation: torch.Tensor, sigma: float | None = None, *, con
         stage_starts=record.stage_starts, stage_scales=[s.scale for s in stages], events=record.events,
         stoppers=summaries, evaluation=evaluation, config=config.to_dict(),
         outputs=outputs, noise=noise_name, physics=describe(physics), noise_fit=noise_fit,
-        estimate_withheld=withheld if isinstance(physics, Identity) else None)
+        estimate_withheld=withheld)
 
 
 def _average(tensors: Sequence[torch.Tensor]) -> torch.Tensor:

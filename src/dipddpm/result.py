@@ -124,16 +124,17 @@ class Restoration:
     members : list of dict
         For an ensemble (:mod:`dipddpm.ensemble`), one entry per run averaged: ``index``, ``seed``,
         ``pair``, ``sign``, ``stop_iteration``, ``stopped_by``, ``iterations_run``, ``estimated_psnr``,
-        ``seconds``, ``colour_stops`` for a result split by colour (:meth:`colour_stops`) (and with a reference ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``); empty
-        for a single run.
+        ``seconds``, ``colour_stops`` for a result split by colour (:meth:`colour_stops`), and with a reference
+        ``ref_psnr``, ``oracle_psnr``, ``oracle_iteration``; empty for a single run.
     noise_fit : dict or None
         Poisson denoising without a given photon count: the noise model fitted to the image
         (:func:`dipddpm.restore.photon_count`: ``a``, ``b``, ``photons``, ``kind``, ..., ``used``, and
         ``reason`` when it was not used); None otherwise.
     estimate_withheld : str or None
-        Why no PSNR estimate is given where the recorruption stopper could have made one: sigma was
-        estimated (the estimate needs sigma to about 1 %, ``docs/method.md`` 4c), or the image is clipped
-        and sigma above :data:`dipddpm.restore.ESTIMATE_CLIPPED_SIGMA_MAX` (4e); None otherwise.
+        Why no PSNR estimate is given (:func:`dipddpm.restore.no_estimate_reason`): another stopper decided, the
+        data were Poisson or the operator not the identity, sigma was estimated (the estimate needs sigma to about
+        1 %, ``docs/method.md`` 4c), or the image is clipped and sigma above
+        :data:`dipddpm.restore.ESTIMATE_CLIPPED_SIGMA_MAX` (4e); None when one is given.
     """
 
     image: Any
