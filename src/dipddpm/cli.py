@@ -245,7 +245,7 @@ def _denoise_options(func):
         click.option("--preset", default="default", show_default=True,
                      help=f"Settings: {', '.join(PRESETS)} (default: a faster optimiser at sigma <= 18/255, 28/255 in "
                           "tiles, whose network is 4 scales deep; fast: that optimiser at every sigma, up to 2x "
-                          "sooner at sigma 25 but worse at sigma 50; quality: 4 runs averaged, about +0.65 dB for 4x "
+                          "sooner at sigma 25 but worse at sigma 50; quality: 4 runs averaged, about +0.6 dB for 4x "
                           "the time; paper: the original DIP recipe, slow on CPU)."),
         click.option("--ensemble", type=click.IntRange(min=1),
                      help="Average this many runs, in antithetic pairs (z, -z), each with its own initialisation and "

@@ -8,11 +8,12 @@ the default uses it only at sigma <= 18/255, 28/255 in the tiles of a large imag
 sooner and no lower, on 128² crops at sigma = 25 a third sooner but 0.08-0.16 dB lower; at sigma = 50
 it is up to 1.6 dB worse (the peak itself is lower) for little time saved.
 
-``quality`` averages four runs in antithetic pairs (:mod:`dipddpm.ensemble`), each returning an iterate a little
-after its own minimum (``StoppingConfig.ensemble_delay``); on the 128² report crops (seed 1, issue 13,
-``benchmarks/results/ensemble/README.md``) four runs gained +0.65 / +0.70 / +0.64 dB over one at
-sigma = 15 / 25 / 50 and two runs +0.44 / +0.45 / +0.45 dB, for 4x and 2x the time. The default stays one run,
-for time.
+``quality`` averages four runs in antithetic pairs (:mod:`dipddpm.ensemble`), each returning its colour components a
+little after their own minima (``StoppingConfig.ensemble_delay``, ``split_colour``); on the 128² report crops (seed 1,
+issue 13, fourteenth session, ``benchmarks/results/ensemble/README.md``) four runs gained +0.62 / +0.61 / +0.60 dB
+over one at sigma = 15 / 25 / 50 and two runs +0.45 / +0.42 / +0.41 dB, for 4x and 2x the time; four runs were
+0.51 / 0.36 dB below CBM3D at sigma 15 / 25 and 0.41 dB above it at 50. The default stays one run: time to a result
+comes first (a pair doubles it for +0.4 dB; the colour split gave one run +0.22 to +0.38 dB at no cost).
 
 A preset is a :class:`~dipddpm.config.DenoiserConfig` plus the stopper it is meant to run with.
 ``paper`` reproduces the denoising recipe of Ulyanov, Vedaldi & Lempitsky (*Deep Image Prior*,
@@ -67,14 +68,15 @@ PRESETS: dict[str, Preset] = {p.name: p for p in [
                       "held-out values otherwise), one stage, EMA output, Adam 0.01 (0.03 after a warm-up at "
                       "sigma <= 18/255, 28/255 in tiles), a total-variation term in the loss above sigma 35/255, "
                       "networks 4 scales deep in tiles, the forward pass in bfloat16 on a CPU with native "
-                      "bfloat16, the input jitter drawn as a window of one fixed normal field", DenoiserConfig(),
+                      "bfloat16, the input jitter drawn as a window of one fixed normal field, each colour "
+                      "component of an RGB image at its own validation minimum", DenoiserConfig(),
            "auto"),
     Preset("fast", "the defaults with Adam 0.03 after a 100-step warm-up, betas 0.9 / 0.99 at every sigma (the "
                    "defaults use it at sigma <= 18/255, 28/255 in tiles): up to 2x sooner at sigma 25, up to 1.6 dB "
                    "worse at sigma 50",
            _FAST, "auto"),
     Preset("quality", "the defaults averaged over 4 runs in antithetic pairs (z, -z), each with its own "
-                      "initialisation and stop: +0.4 to +0.6 dB over one run on the 128² tuning crops, for 4x the time",
+                      "initialisation and stop: about +0.6 dB over one run on the 128² report crops, for 4x the time",
            DenoiserConfig(ensemble=4), "auto"),
     Preset("paper", "the original DIP denoising recipe: 128 channels, reflection padding, fit y for 3000 "
                     "iterations (slow on CPU; for comparison)", _PAPER, "fixed:3000"),
