@@ -40,7 +40,7 @@ import torch
 
 from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.report import read_records, replay_minimum
-from dipddpm.bench.scripts import script_meta
+from dipddpm.bench.scripts import open_rows
 from dipddpm.config import DenoiserConfig
 from dipddpm.restore import restore_tensor
 
@@ -91,15 +91,8 @@ def window_psnrs(curves: ComponentCurves, stop: int, clean: torch.Tensor) -> dic
 
 def measure(args) -> None:
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.resume and out.exists():
-        done = {(r["image"], r["sigma"], r["seed"]) for r in read_records(out) if "image" in r}
-    elif out.exists():
-        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    done = open_rows(out, args.resume, "benchmarks/colour_stop_probe.py")
     torch.set_num_threads(args.threads)
-    with out.open("a") as f:
-        f.write(json.dumps({"meta": script_meta("benchmarks/colour_stop_probe.py")}) + "\n")
     base = DenoiserConfig()
     config = replace(base, stopping=replace(base.stopping, patience=args.run_patience))
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:

@@ -42,7 +42,7 @@ from dipddpm.bench.baselines import bm3d_available, bm3d_denoise
 from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.methods import to_tensor
 from dipddpm.bench.report import nearest_rank, read_records
-from dipddpm.bench.scripts import script_meta
+from dipddpm.bench.scripts import open_rows
 from dipddpm.config import DenoiserConfig
 from dipddpm.metrics import psnr, ssim
 from dipddpm.restore import combine_members, draw_noise, ensemble_members, restore_tensor
@@ -81,15 +81,8 @@ def prefix_sizes(members: int) -> list[int]:
 
 def measure(args) -> None:
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.resume and out.exists():
-        done = {(r["image"], r["sigma"], r["seed"]) for r in read_records(out) if "image" in r}
-    elif out.exists():
-        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    done = open_rows(out, args.resume, "benchmarks/ensemble.py")
     torch.set_num_threads(args.threads)
-    with out.open("a") as f:
-        f.write(json.dumps({"meta": script_meta("benchmarks/ensemble.py")}) + "\n")
     config = replace(DenoiserConfig(), ensemble=args.members)
     for path in [p for folder in args.images for p in list_images(folder, args.limit)]:
         name, clean = load_crop(path, args.crop)

@@ -32,7 +32,7 @@ import torch
 
 from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.report import read_records, replay_minimum
-from dipddpm.bench.scripts import script_meta
+from dipddpm.bench.scripts import open_rows
 from dipddpm.config import DenoiserConfig
 from dipddpm.ensemble import ensemble_mse
 from dipddpm.metrics import tensor_psnr
@@ -103,15 +103,8 @@ def probe(members, streams, y, x, every: int, run_patience: int) -> list[dict]:
 
 def measure(args) -> None:
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done = set()
-    if args.resume and out.exists():
-        done = {(r["image"], r["sigma"], r["seed"]) for r in read_records(out) if "image" in r}
-    elif out.exists():
-        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    done = open_rows(out, args.resume, "benchmarks/ensemble_stop_probe.py")
     torch.set_num_threads(args.threads)
-    with out.open("a") as f:
-        f.write(json.dumps({"meta": script_meta("benchmarks/ensemble_stop_probe.py")}) + "\n")
     base_config = DenoiserConfig()
     config = replace(base_config, ensemble=args.members,
                      stopping=replace(base_config.stopping, patience=args.run_patience))

@@ -152,3 +152,17 @@ def test_replay_minimum_checks_only_every_kth_iteration():
     best, fired = replay_minimum(values, 10, every=5)
     assert (best + 1) % 5 == 0 and best + 1 in (50, 55) and (fired + 1) % 5 == 0
     assert replay_minimum(values, 500) == (52, None)
+
+
+def test_open_rows_starts_or_resumes_a_result_file_and_refuses_to_overwrite(tmp_path):
+    from dipddpm.bench.scripts import open_rows
+
+    out = tmp_path / "sub" / "rows.jsonl"
+    assert open_rows(out, False, "benchmarks/x.py") == set()
+    with out.open("a") as f:
+        f.write(json.dumps({"image": "a", "sigma": 25.0, "seed": 1, "psnr": 30.0}) + "\n")
+    with pytest.raises(SystemExit, match="pass --resume"):
+        open_rows(out, False, "benchmarks/x.py")
+    assert open_rows(out, True, "benchmarks/x.py") == {("a", 25.0, 1)}
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [("meta" in line) for line in lines] == [True, False, True]

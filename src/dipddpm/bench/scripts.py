@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 
 from ..result import versions
+from .report import read_records
 from .runner import machine
 
-__all__ = ["script_meta", "write_script_results"]
+__all__ = ["open_rows", "script_meta", "write_script_results"]
 
 
 def script_meta(script: str, device: str | torch.device = "cpu") -> dict:
@@ -34,6 +35,35 @@ def script_meta(script: str, device: str | torch.device = "cpu") -> dict:
     return {"command": " ".join(["python", script, *(shlex.quote(a) for a in sys.argv[1:])]),
             "date": _dt.datetime.now().isoformat(timespec="seconds"), "machine": machine(torch.device(device)),
             "versions": versions()}
+
+
+def open_rows(out: Path, resume: bool, script: str, key=lambda row: (row["image"], row["sigma"], row["seed"])) -> set:
+    """Start, or with ``resume`` go on with, a script's JSON-lines result file ``out``: append a meta line for this run
+    (:func:`script_meta`) and return the keys of the rows already there (empty when starting).
+
+    Parameters
+    ----------
+    out : Path
+        The file (its folder is made).
+    resume : bool
+        Whether rows already in ``out`` are kept and skipped; without it an existing file is an error.
+    script : str
+        The script's path as it is run (for the meta line).
+    key : callable
+        A row's key (default: image, sigma, seed).
+
+    Returns
+    -------
+    set
+        The keys of the rows in ``out``.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not resume:
+        raise SystemExit(f"{out} exists; pass --resume to add to it")
+    done = {key(r) for r in read_records(out) if "image" in r} if out.exists() else set()
+    with out.open("a") as f:
+        f.write(json.dumps({"meta": script_meta(script)}) + "\n")
+    return done
 
 
 def write_script_results(json_path: Path, markdown_path: Path, meta: dict, rows: list[dict], table: str) -> None:
