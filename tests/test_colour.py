@@ -192,3 +192,12 @@ def test_other_stoppers_keep_a_whole_iterate_oracle():
     y, x = _noisy(3)
     result = restore_tensor(y, 0.1, config=FAST, reference=x, stopper="fixed:30", watch=["recorruption"])
     assert "components" not in result.stoppers["oracle"]
+
+
+def test_ensemble_members_record_where_their_chrominance_came_from():
+    y, x = _noisy(3)
+    result = restore_tensor(y, 0.1, config=DenoiserConfig(train=FAST.train, stopping=FAST.stopping, ensemble=2,
+                                                          low_noise=None, high_noise=None), reference=x)
+    assert len(result.members) == 2
+    assert all(set(m["colour_stops"]) == {"Y", "C1", "C2"} for m in result.members)
+    assert all(m["stop_iteration"] == max(m["colour_stops"].values()) for m in result.members)
