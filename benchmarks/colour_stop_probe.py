@@ -41,21 +41,13 @@ import torch
 from dipddpm.bench.data import list_images, load_crop, make_noisy
 from dipddpm.bench.report import read_records, replay_minimum
 from dipddpm.bench.scripts import open_rows
+from dipddpm.colour import component_mse
 from dipddpm.config import DenoiserConfig
+from dipddpm.metrics import tensor_psnr
 from dipddpm.restore import restore_tensor
 
 STOP_PATIENCE = 150
 WINDOWS = (50, 100, 200)
-OPPONENT = torch.tensor([[1 / math.sqrt(3)] * 3,
-                         [1 / math.sqrt(2), 0.0, -1 / math.sqrt(2)],
-                         [1 / math.sqrt(6), -2 / math.sqrt(6), 1 / math.sqrt(6)]], dtype=torch.float64)
-
-
-def component_errors(image: torch.Tensor, target: torch.Tensor) -> list[float]:
-    """``mean((T (image - target))_c^2)`` for the three opponent components ``c`` (``T`` orthonormal)."""
-    difference = (image.double() - target.double())[0].reshape(3, -1)
-    return (OPPONENT @ difference).pow(2).mean(dim=1).tolist()
-
 
 class ComponentCurves:
     """Per iteration of the final stage: the components' validation and true errors; every ``every``-th iterate."""
@@ -69,8 +61,8 @@ class ComponentCurves:
 
     def __call__(self, info) -> None:
         stopper = info.stoppers["recorruption"]
-        self.validation.append(component_errors(info.output, stopper.validation))
-        self.truth.append(component_errors(info.output, self.clean))
+        self.validation.append(component_mse(info.output, stopper.validation))
+        self.truth.append(component_mse(info.output, self.clean))
         if info.iteration % self.every == 0:
             self.kept[info.iteration] = info.output.detach().double().clone()
 
@@ -85,7 +77,7 @@ def window_psnrs(curves: ComponentCurves, stop: int, clean: torch.Tensor) -> dic
     for w in WINDOWS:
         kept = [image for t, image in curves.kept.items() if stop <= t <= stop + w]
         if kept and max(curves.kept) >= stop + w:
-            out[str(w)] = psnr(float((torch.stack(kept).mean(dim=0) - clean.double()).pow(2).mean()))
+            out[str(w)] = tensor_psnr(torch.stack(kept).mean(dim=0), clean)
     return out
 
 

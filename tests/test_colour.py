@@ -7,6 +7,7 @@ from conftest import smooth_image
 
 from dipddpm.colour import OPPONENT, component_mse, from_opponent, to_opponent
 from dipddpm.config import DenoiserConfig, StoppingConfig, TrainConfig
+from dipddpm.metrics import tensor_psnr
 from dipddpm.nets import NetConfig
 from dipddpm.restore import restore_tensor
 from dipddpm.stopping import ComponentMinima, Observation, OracleStopper, RecorruptionStopper, recorruption_offset
@@ -139,11 +140,7 @@ def test_the_split_stop_is_near_each_components_best_on_a_synthetic_run():
     assert true["C1"] < true["Y"] and true["C2"] < true["Y"] and true["Y"] < stopper.fired_at
     assert all(abs(chosen[c] - true[c]) <= 0.25 * true[c] for c in true)
     assert oracle.best_value > whole_oracle.best_value + 0.1
-    assert oracle.best_value - tensor_psnr_of(stopper.best_output, x) < 0.1
-
-
-def tensor_psnr_of(image, reference):
-    return float(-10 * torch.log10(((image.double() - reference.double()) ** 2).mean()))
+    assert oracle.best_value - tensor_psnr(stopper.best_output, x) < 0.1
 
 
 def test_a_colour_split_needs_every_value_measured_and_a_colour_image():

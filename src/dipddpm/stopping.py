@@ -596,8 +596,6 @@ class RecorruptionStopper(_FinalStageMinimum):
         self._pieces: _RecorruptionEstimate | None = None
         self._kept_count = 0  # how often the returned iterate changed (the estimate's pieces are of one of them)
         self.components = ComponentMinima(self.validation, delay) if split_colour else None
-        self._composed: torch.Tensor | None = None
-        self._composed_value: float | None = None
 
     def _criterion(self, obs: Observation) -> float:
         return _mse(obs.measured, self.validation, self.weights)
@@ -609,20 +607,18 @@ class RecorruptionStopper(_FinalStageMinimum):
         return _z_energy(self.scale * self.noise, weights)
 
     def _keep(self, obs: Observation) -> None:
+        if self.components is not None:
+            return  # a split result is kept per component (_update); the whole image's minimum only times the run
         super()._keep(obs)
         self._best_measured = None if obs.measured is obs.output else obs.measured.clone()
         self._kept_count += 1
 
     def _update(self, obs: Observation) -> bool:
         fired = super()._update(obs)
-        if self.components is None:
-            return fired
-        if self.components.observe(obs.iteration, obs.output):
+        if self.components is not None and self.components.observe(obs.iteration, obs.output):
+            self.best_output, self.best_iteration = self.components.image(), self.components.latest
+            self.kept_value = _mse(self.best_output, self.validation)
             self._kept_count += 1
-            self._composed = self.components.image()
-            self._composed_value = _mse(self._composed, self.validation)
-        self.best_output, self.best_iteration = self._composed, self.components.latest
-        self.kept_value = self._composed_value
         return fired
 
     def _estimate(self) -> _RecorruptionEstimate | None:
